@@ -1,0 +1,102 @@
+"""Intermediate: the referral signal of every QBR, from its tags and its notes, with evidence."""
+
+from collections import Counter
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+
+from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.partitions import quarterly_partitions
+from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.resources import KpiConfig, Warehouse
+from referral_pipeline.text_signals import detect_referral_evidence
+
+SIGNALS_TABLE = "intermediate.qbr_referral_signals"
+SIGNALS_DDL = """
+    qbr_id VARCHAR NOT NULL,
+    referral_signal BOOLEAN NOT NULL,
+    signal_source VARCHAR,         -- tag, text, tag+text, or NULL without a signal
+    evidence VARCHAR,              -- the matched sentence of the notes, else the matched tag
+    quarter VARCHAR NOT NULL       -- the quarter the QBR was held in
+"""
+_QBRS_IN_RUN = f"""
+    SELECT q.quarter, n.*
+    FROM staging.qbr_notes n
+    JOIN {RUN_QUARTERS} q ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
+"""
+SIGNALS_SQL = f"""
+    WITH qbrs AS ({_QBRS_IN_RUN}),
+    tagged AS (
+        SELECT qbr_id, quarter,
+               list_filter(tags, lambda t: list_contains($referral_tags, lower(trim(t))))[1] AS tag_evidence
+        FROM qbrs
+    )
+    SELECT qbr_id,
+           tag_evidence IS NOT NULL OR text_evidence IS NOT NULL AS referral_signal,
+           CASE WHEN tag_evidence IS NOT NULL AND text_evidence IS NOT NULL THEN 'tag+text'
+                WHEN tag_evidence IS NOT NULL THEN 'tag'
+                WHEN text_evidence IS NOT NULL THEN 'text' END AS signal_source,
+           coalesce(text_evidence, tag_evidence) AS evidence,
+           quarter
+    FROM tagged LEFT JOIN text_signals USING (qbr_id)
+    ORDER BY quarter, qbr_id
+"""
+_EVIDENCE_SAMPLE = 10
+
+
+@asset(
+    key=["intermediate", "qbr_referral_signals"],
+    deps=[STAGING_KEYS["qbr_notes"]],
+    partitions_def=quarterly_partitions,
+    group_name="intermediate",
+    kinds={"duckdb", "python"},
+    description=(
+        "One row per QBR held in the quarter: whether the customer showed willingness to refer, "
+        "introduce or recommend (`referral_signal`), found through a referral tag, the notes' text, "
+        "or both (`signal_source`), and the sentence or tag that shows it (`evidence`)."
+    ),
+    metadata={"dagster/table_name": SIGNALS_TABLE},
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def qbr_referral_signals(
+    context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse
+) -> MaterializeResult:
+    with warehouse.connect() as con:
+        quarters = load_run_quarters(con, context.partition_time_window)
+        notes = con.execute(
+            f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL"
+        ).to_arrow_table()
+        context.log.info(f"Reading the notes of {notes.num_rows} QBRs held in {quarters[0]}..{quarters[-1]}")
+        text_signals = pa.table(
+            {
+                "qbr_id": notes["qbr_id"],
+                "text_evidence": pa.array(
+                    detect_referral_evidence(notes["notes"].to_pylist()), pa.string()
+                ),
+            }
+        )
+        con.register("text_signals", text_signals)
+        written = replace_quarters(
+            con, SIGNALS_TABLE, SIGNALS_DDL, SIGNALS_SQL, {"referral_tags": kpi_config.referral_tags}
+        )
+        by_source = dict(
+            con.execute(
+                f"SELECT coalesce(signal_source, 'none'), count(*) FROM {SIGNALS_TABLE} "
+                f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+        )
+        sample = con.execute(
+            f"SELECT quarter, qbr_id, signal_source, evidence FROM {SIGNALS_TABLE} "
+            f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) AND signal_source LIKE '%text' "
+            f"ORDER BY hash(qbr_id) LIMIT {_EVIDENCE_SAMPLE}"
+        ).df()
+    context.log.info(f"{SIGNALS_TABLE}: {written} QBRs, by signal source {by_source}")
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": written,
+            "quarters": ", ".join(quarters),
+            "qbrs_by_signal_source": MetadataValue.json(by_source),
+            "evidence_sample": MetadataValue.md(sample.to_markdown(index=False)),
+        }
+    )

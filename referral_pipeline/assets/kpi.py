@@ -1,0 +1,141 @@
+"""KPI marts: the three referral KPIs, one row per quarter x dimension x segment."""
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from referral_pipeline.assets.intermediate import qbr_referral_signals
+from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.kpis import (
+    KPI_COLUMNS_DDL,
+    QBR_REFERRAL_INTENT_RATE,
+    STRATEGIC_REFERRAL_WIN_RATE,
+    WARM_INTRO_OFFER_RATE,
+    Kpi,
+    kpi_parameters,
+    kpi_sql,
+)
+from referral_pipeline.partitions import quarterly_partitions
+from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.resources import KpiConfig, Warehouse
+
+NUMERATOR_CHECK = "numerator_within_denominator"
+UNIQUE_CHECK = "one_row_per_segment"
+
+KPI_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("quarter", "VARCHAR", description="The quarter, e.g. 2025-Q2 (UTC boundaries)."),
+        TableColumn("dimension", "VARCHAR", description="overall, or the segmenting column's name."),
+        TableColumn("segment", "VARCHAR", description="all on the overall row; (none) for null."),
+        TableColumn("numerator", "BIGINT"),
+        TableColumn("denominator", "BIGINT"),
+        TableColumn("rate_pct", "DOUBLE", description="100 x numerator / denominator; NULL when 0."),
+    ]
+)
+
+
+def _invariant_checks(con, kpi: Kpi) -> list[AssetCheckResult]:
+    in_run = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"
+    (bad_ratio,) = con.execute(
+        f"SELECT count(*) FROM {kpi.table} WHERE {in_run} "
+        "AND NOT (0 <= numerator AND numerator <= denominator)"
+    ).fetchone()
+    (repeated, missing_overall) = con.execute(
+        f"""
+        SELECT (SELECT count(*) FROM (SELECT 1 FROM {kpi.table} WHERE {in_run}
+                                      GROUP BY quarter, dimension, segment HAVING count(*) > 1)),
+               (SELECT count(*) FROM {RUN_QUARTERS} q WHERE NOT EXISTS (
+                    SELECT 1 FROM {kpi.table} k
+                    WHERE k.quarter = q.quarter AND k.dimension = 'overall' AND k.segment = 'all'))
+        """
+    ).fetchone()
+    return [
+        AssetCheckResult(
+            check_name=NUMERATOR_CHECK,
+            passed=bad_ratio == 0,
+            metadata={"rows_out_of_bounds": bad_ratio},
+        ),
+        AssetCheckResult(
+            check_name=UNIQUE_CHECK,
+            passed=repeated == 0 and missing_overall == 0,
+            metadata={"repeated_segments": repeated, "quarters_without_overall_row": missing_overall},
+        ),
+    ]
+
+
+def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
+    key = AssetKey(["kpi", kpi.name])
+
+    @asset(
+        key=key,
+        deps=deps,
+        partitions_def=quarterly_partitions,
+        group_name="kpi",
+        kinds={"duckdb"},
+        description=f"**{kpi.title}** = {kpi.formula}. {kpi.description}",
+        metadata={
+            "dagster/column_schema": KPI_SCHEMA,
+            "dagster/table_name": kpi.table,
+            "formula": kpi.formula,
+            "dimensions": ", ".join(kpi.dimensions),
+        },
+        check_specs=[
+            AssetCheckSpec(NUMERATOR_CHECK, asset=key, description="0 <= numerator <= denominator."),
+            AssetCheckSpec(
+                UNIQUE_CHECK,
+                asset=key,
+                description="(quarter, dimension, segment) is unique; every quarter has its overall row.",
+            ),
+        ],
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def _kpi(context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse):
+        with warehouse.connect() as con:
+            quarters = load_run_quarters(con, context.partition_time_window)
+            written = replace_quarters(
+                con, kpi.table, KPI_COLUMNS_DDL, kpi_sql(kpi), kpi_parameters(kpi, kpi_config)
+            )
+            overall = con.execute(
+                f"SELECT quarter, numerator, denominator, rate_pct FROM {kpi.table} "
+                f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) AND dimension = 'overall' "
+                "ORDER BY quarter"
+            ).df()
+            checks = _invariant_checks(con, kpi)
+        context.log.info(f"{kpi.table}: {written} rows for {len(quarters)} quarter(s)")
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": written,
+                "quarters": ", ".join(quarters),
+                "overall": MetadataValue.md(overall.to_markdown(index=False)),
+            },
+            check_results=checks,
+        )
+
+    return _kpi
+
+
+kpi_assets = [
+    build_kpi_asset(
+        STRATEGIC_REFERRAL_WIN_RATE,
+        [STAGING_KEYS["opportunities"], STAGING_KEYS["accounts"], STAGING_KEYS["partners"]],
+    ),
+    build_kpi_asset(
+        WARM_INTRO_OFFER_RATE,
+        [STAGING_KEYS["accounts"], STAGING_KEYS["warm_intro_asks"], STAGING_KEYS["nps_responses"]],
+    ),
+    build_kpi_asset(
+        QBR_REFERRAL_INTENT_RATE,
+        [qbr_referral_signals, STAGING_KEYS["qbr_notes"], STAGING_KEYS["accounts"]],
+    ),
+]

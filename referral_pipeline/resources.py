@@ -1,0 +1,130 @@
+"""Resources: where the sources and the warehouse are, and the KPI definitions as configuration."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from dagster import ConfigurableResource
+from pydantic import Field, field_validator
+
+from referral_pipeline import schemas
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "REFERRAL_DATA_DIR"
+WAREHOUSE_ENV = "REFERRAL_WAREHOUSE"
+
+
+def _allowed(field: str, values: list[str], allowed: tuple[str, ...]) -> list[str]:
+    normalised = [v.strip().lower() for v in values]
+    unknown = [v for v in normalised if v not in allowed]
+    if unknown:
+        raise ValueError(f"{field}: {', '.join(unknown)} not among {', '.join(allowed)}")
+    return normalised
+
+
+class KpiConfig(ConfigurableResource):
+    """The KPI definitions: which referrers are strategic, the warm-intro scope, the tolerance."""
+
+    strategic_customer_tiers: list[str] = Field(
+        default=["strategic"], description="Account tiers whose customer referrals are strategic."
+    )
+    strategic_partner_tiers: list[str] = Field(
+        default=["platinum", "gold"], description="Partner tiers whose referrals are strategic."
+    )
+    advisors_are_strategic: bool = Field(
+        default=True, description="Referrals by advisor partners are strategic, whatever their tier."
+    )
+    warm_intro_scope: str = Field(
+        default="active",
+        description="Accounts in scope of the warm-intro rate: 'active' customers or 'promoters' (NPS >= 9).",
+    )
+    counted_triggers: list[str] = Field(
+        default=list(schemas.TRIGGER_EVENTS), description="Ask triggers that count as an ask."
+    )
+    referral_tags: list[str] = Field(
+        default=["referral_intent"], description="QBR tags that mark a referral signal (any case)."
+    )
+    max_rejected_fraction: float = Field(
+        default=0.01,
+        description="Largest share of a source's rows that may be quarantined before its KPIs are held back.",
+    )
+
+    @field_validator("strategic_customer_tiers")
+    @classmethod
+    def _customer_tiers(cls, v: list[str]) -> list[str]:
+        return _allowed("strategic_customer_tiers", v, schemas.ACCOUNT_TIERS)
+
+    @field_validator("strategic_partner_tiers")
+    @classmethod
+    def _partner_tiers(cls, v: list[str]) -> list[str]:
+        return _allowed("strategic_partner_tiers", v, schemas.PARTNER_TIERS)
+
+    @field_validator("counted_triggers")
+    @classmethod
+    def _triggers(cls, v: list[str]) -> list[str]:
+        return _allowed("counted_triggers", v, schemas.TRIGGER_EVENTS)
+
+    @field_validator("warm_intro_scope")
+    @classmethod
+    def _scope(cls, v: str) -> str:
+        return _allowed("warm_intro_scope", [v], ("active", "promoters"))[0]
+
+    @field_validator("referral_tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        tags = [t.strip().lower() for t in v]
+        if not tags or "" in tags:
+            raise ValueError("referral_tags: give at least one non-empty tag")
+        return tags
+
+    @field_validator("max_rejected_fraction")
+    @classmethod
+    def _tolerance(cls, v: float) -> float:
+        if not 0 <= v <= 1:
+            raise ValueError(f"max_rejected_fraction: {v} is not between 0 and 1")
+        return v
+
+
+class SourceFolder(ConfigurableResource):
+    """The folder of source exports: ``path``, else $REFERRAL_DATA_DIR, else the project's ``data/``."""
+
+    path: str | None = Field(default=None, description=f"Source folder; default ${DATA_DIR_ENV} or data/.")
+
+    def resolve(self) -> Path:
+        return Path(self.path or os.environ.get(DATA_DIR_ENV) or PROJECT_DIR / "data").resolve()
+
+
+class Warehouse(ConfigurableResource):
+    """The DuckDB warehouse file: ``path``, else $REFERRAL_WAREHOUSE, else ``data/warehouse.duckdb``.
+
+    One writer at a time: every connection holds an exclusive lock on ``<file>.lock`` for as
+    long as it is open, so concurrent runs (other processes included) wait instead of failing.
+    """
+
+    path: str | None = Field(default=None, description=f"DuckDB file; default ${WAREHOUSE_ENV}.")
+
+    def resolve(self) -> Path:
+        return Path(
+            self.path or os.environ.get(WAREHOUSE_ENV) or PROJECT_DIR / "data" / "warehouse.duckdb"
+        ).resolve()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        database = self.resolve()
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{database}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                con = duckdb.connect(str(database))
+                try:
+                    con.execute("SET TimeZone = 'UTC'")
+                    yield con
+                finally:
+                    con.close()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)

@@ -1,0 +1,226 @@
+"""Validate a source where its data is: its pandera model compiled to one DuckDB query.
+
+Every row gets its reasons in a single pass: each column's rules (required, type, enum, range),
+then, for rows whose columns are sound, the model's cross-column rules, then duplicate keys.
+Valid rows replace ``staging.<source>``; the others replace the source's rows in
+``quarantine.rejected_rows``; both in one transaction, after the counts reconcile.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from referral_pipeline.sources import Column, Source, _literal, _quote, read_raw
+
+QUARANTINE_TABLE = "quarantine.rejected_rows"
+QUARANTINE_DDL = f"""
+CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
+    source VARCHAR NOT NULL,      -- the staging table's name, e.g. opportunities
+    source_row BIGINT NOT NULL,   -- 1-based data row (CSV, Parquet) or line (JSONL) in the file
+    record_key VARCHAR,           -- the row's key, when it has one
+    reason VARCHAR NOT NULL,
+    record VARCHAR NOT NULL       -- the raw row as JSON text
+)
+"""
+DUPLICATE = "duplicate"
+CONFLICTING_DUPLICATE = "conflicting duplicate"
+_SHOWN_VALUE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class StagingResult:
+    """What one staging run read, kept and rejected."""
+
+    source: str
+    path: Path
+    input_rows: int
+    staged_rows: int
+    quarantined_rows: int
+    reasons: Counter
+
+    @property
+    def quarantined_fraction(self) -> float:
+        return self.quarantined_rows / self.input_rows if self.input_rows else 0.0
+
+
+def _text_name(col: Column) -> str:
+    return _quote(col.name + "__text")
+
+
+def _text(col: Column) -> str:
+    """The column's normalised text: empty is null, trimmed unless free text, enums lower-case."""
+    raw = _quote(col.name)
+    text = f"nullif({raw}, '')" if col.free_text else f"nullif(trim({raw}), '')"
+    return f"lower({text})" if col.enum else text
+
+
+def _typed(col: Column) -> str:
+    """The column's staging value, from its normalised text; NULL where the text does not parse."""
+    text = _text_name(col)
+    return {
+        "VARCHAR": text,
+        "DATE": rf"CASE WHEN regexp_full_match({text}, '\d{{4}}-\d{{2}}-\d{{2}}') THEN TRY_CAST({text} AS DATE) END",
+        "TIMESTAMPTZ": f"TRY_CAST({text} AS TIMESTAMPTZ)",
+        "DOUBLE": f"CASE WHEN isfinite(TRY_CAST({text} AS DOUBLE)) THEN TRY_CAST({text} AS DOUBLE) END",
+        "INTEGER": (
+            f"CASE WHEN TRY_CAST({text} AS DOUBLE) = trunc(TRY_CAST({text} AS DOUBLE)) "
+            f"AND abs(TRY_CAST({text} AS DOUBLE)) < 2147483648 THEN TRY_CAST({text} AS DOUBLE)::INTEGER END"
+        ),
+        "VARCHAR[]": (
+            f"CASE WHEN {text} IS NULL OR json_type({text}) = 'NULL' THEN []::VARCHAR[] "
+            f"WHEN json_type({text}) = 'ARRAY' AND coalesce(list_bool_and(list_transform("
+            f"json_extract({text}, '$[*]'), lambda t: json_type(t) = 'VARCHAR')), true) "
+            f"THEN json_extract_string({text}, '$[*]') END"
+        ),
+    }[col.sql_type]
+
+
+_TYPE_WORDS = {
+    "DATE": "date (YYYY-MM-DD)",
+    "TIMESTAMPTZ": "ISO 8601 timestamp",
+    "DOUBLE": "number",
+    "INTEGER": "integer",
+    "VARCHAR[]": "list of strings",
+}
+
+
+def _column_reasons(col: Column) -> list[str]:
+    """SQL expressions, each the reason a rule of ``col`` is broken, or NULL."""
+    text = _text_name(col)
+    name = _quote(col.name)
+    shown = f"left({text}, {_SHOWN_VALUE_CHARS})"
+    reasons = []
+    if col.required:
+        reasons.append(f"CASE WHEN {text} IS NULL THEN {_literal(col.name + ': required value missing')} END")
+    if col.sql_type in _TYPE_WORDS:
+        reasons.append(
+            f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
+            f"format('{col.name}: ''{{}}'' is not a valid {_TYPE_WORDS[col.sql_type]}', {shown}) END"
+        )
+    if col.enum:
+        allowed = ", ".join(col.enum)
+        reasons.append(
+            f"CASE WHEN {name} NOT IN ({', '.join(_literal(v) for v in col.enum)}) THEN "
+            f"format('{col.name}: ''{{}}'' is not one of {allowed}', {shown}) END"
+        )
+    if col.min_value is not None:
+        reasons.append(
+            f"CASE WHEN {name} < {col.min_value} THEN format('{col.name}: {{}} is below {col.min_value}', {name}) END"
+        )
+    if col.max_value is not None:
+        reasons.append(
+            f"CASE WHEN {name} > {col.max_value} THEN format('{col.name}: {{}} is above {col.max_value}', {name}) END"
+        )
+    return reasons
+
+
+def validation_sql(source: Source) -> str:
+    """The query over ``raw_<source>`` that types every row and gives each bad row its reason."""
+    text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
+    typed_cols = ", ".join(f"{_typed(c)} AS {_quote(c.name)}" for c in source.columns)
+    column_reasons = ", ".join(r for c in source.columns for r in _column_reasons(c))
+    row_rules = [
+        f"CASE WHEN coalesce(({check.statistics['violation_sql']}), false) THEN {_literal(check.error)} END"
+        for check in source.schema.checks
+    ]
+    row_reasons = f"concat_ws('; ', {', '.join(row_rules)})" if row_rules else "''"
+    names = ", ".join(_quote(c.name) for c in source.columns)
+    key = _quote(source.key)
+    return f"""
+    WITH texts AS (
+        SELECT source_row, record, {text_cols} FROM raw_{source.name}
+    ), typed AS (
+        SELECT *, {typed_cols} FROM texts
+    ), checked AS (
+        SELECT source_row, record, {names}, concat_ws('; ', {column_reasons}) AS column_reasons FROM typed
+    ), ruled AS (
+        SELECT * EXCLUDE (column_reasons),
+               CASE WHEN column_reasons = '' THEN {row_reasons} ELSE column_reasons END AS rule_reasons
+        FROM checked
+    ), keyed AS (
+        SELECT *,
+               count(*) OVER copies AS copy_count,
+               min(hash({names}, rule_reasons)) OVER copies = max(hash({names}, rule_reasons)) OVER copies
+                   AS copies_identical,
+               row_number() OVER (copies ORDER BY source_row) AS copy_number
+        FROM ruled
+        WINDOW copies AS (PARTITION BY {key})
+    )
+    SELECT source_row, record, {names},
+           CASE WHEN {key} IS NOT NULL AND copy_count > 1 AND NOT copies_identical THEN '{CONFLICTING_DUPLICATE}'
+                WHEN {key} IS NOT NULL AND copy_count > 1 AND copy_number > 1 THEN '{DUPLICATE}'
+                ELSE nullif(rule_reasons, '')
+           END AS reason
+    FROM keyed
+    """
+
+
+def staging_ddl(source: Source) -> str:
+    columns = ",\n    ".join(f"{_quote(c.name)} {c.sql_type}" for c in source.columns)
+    return f"CREATE OR REPLACE TABLE {source.staging_table} (\n    {columns}\n)"
+
+
+def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> StagingResult:
+    """Read, validate and write one source: staging and quarantine replaced in one transaction."""
+    read_raw(con, source, path)
+    checked = f"checked_{source.name}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
+    (parsed_rows,) = con.execute(f"SELECT count(*) FROM raw_{source.name}").fetchone()
+    (unparsed_rows,) = con.execute(f"SELECT count(*) FROM unparsed_{source.name}").fetchone()
+    reasons = Counter(
+        dict(
+            con.execute(
+                f"""
+                SELECT reason, count(*) FROM (
+                    SELECT reason FROM {checked} WHERE reason IS NOT NULL
+                    UNION ALL SELECT reason FROM unparsed_{source.name})
+                GROUP BY reason
+                """
+            ).fetchall()
+        )
+    )
+    names = ", ".join(_quote(c.name) for c in source.columns)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+        con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+        con.execute(QUARANTINE_DDL)
+        con.execute(staging_ddl(source))
+        con.execute(
+            f"INSERT INTO {source.staging_table} ({names}) "
+            f"SELECT {names} FROM {checked} WHERE reason IS NULL ORDER BY source_row"
+        )
+        con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
+        con.execute(
+            f"""
+            INSERT INTO {QUARANTINE_TABLE}
+            SELECT ?, source_row, record_key, reason, record FROM (
+                SELECT source_row, {_quote(source.key)} AS record_key, reason, record
+                FROM {checked} WHERE reason IS NOT NULL
+                UNION ALL
+                SELECT source_row, NULL, reason, record FROM unparsed_{source.name})
+            ORDER BY source_row
+            """,
+            [source.name],
+        )
+        (staged,) = con.execute(f"SELECT count(*) FROM {source.staging_table}").fetchone()
+        (quarantined,) = con.execute(
+            f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name]
+        ).fetchone()
+        input_rows = parsed_rows + unparsed_rows
+        if staged + quarantined != input_rows:
+            raise AssertionError(
+                f"{path}: {input_rows} input rows but {staged} staged + {quarantined} quarantined"
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for table in ("raw", "unparsed", "parsed", "lines", "checked"):
+            con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
+    return StagingResult(source.name, path, input_rows, staged, quarantined, reasons)
