@@ -10,6 +10,7 @@ that are not JSON objects) go to ``unparsed_<source>`` with their reason: nothin
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,9 @@ from referral_pipeline import schemas
 
 # DuckDB refuses CSV lines longer than this; QBR notes may be several MB long.
 MAX_LINE_BYTES = 64 * 1024 * 1024
+_HEADER_BYTES = 1024 * 1024
+# CASE keeps json_type from seeing text that is not JSON.
+_IS_JSON_OBJECT = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
 
 
 class SourceFileError(Exception):
@@ -212,12 +216,14 @@ def _rejects_of_scan(con, source: Source, rejects_table: str, row_offset: int) -
 def _csv_header(path: Path) -> list[str]:
     """The header row's cell names (a byte-order mark is fine; the header must be UTF-8)."""
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return [name.strip() for name in next(csv.reader(handle), [])]
-    except UnicodeDecodeError as exc:
-        raise SourceFileError(f"{path}: the header row is not UTF-8 ({exc.reason})") from exc
+        with path.open("rb") as handle:
+            head = handle.read(_HEADER_BYTES).decode("utf-8-sig", errors="replace")
     except OSError as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc.strerror}") from exc
+    header = [name.strip() for name in next(csv.reader(io.StringIO(head, newline="")), [])]
+    if any("\ufffd" in name for name in header):
+        raise SourceFileError(f"{path}: the header row is not UTF-8")
+    return header
 
 
 def _read_csv(con, source: Source, path: Path) -> None:
@@ -262,13 +268,13 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
         INSERT INTO unparsed_{source.name}
         SELECT source_row, 'line is not a JSON object', to_json(line)
         FROM raw_{source.name}
-        WHERE trim(line) <> '' AND NOT (json_valid(line) AND json_type(line) = 'OBJECT')
+        WHERE trim(line) <> '' AND NOT {_IS_JSON_OBJECT}
         """
     )
     con.execute(
         f"""
         DELETE FROM raw_{source.name}
-        WHERE line IS NULL OR trim(line) = '' OR NOT (json_valid(line) AND json_type(line) = 'OBJECT')
+        WHERE line IS NULL OR trim(line) = '' OR NOT {_IS_JSON_OBJECT}
         """
     )
     present_counts = con.execute(

@@ -81,6 +81,11 @@ def opportunity(opportunity_id: str, created_at: str, stage: str = "prospecting"
     }
 
 
+def referred_opportunity(opportunity_id: str, created_at: str, referrer: str = "REF",
+                         kind: str = "customer", **extra) -> dict:
+    return opportunity(opportunity_id, created_at, referral_source_type=kind, referrer_id=referrer, **extra)
+
+
 def ask(ask_id: str, account_id: str, asked_at: str, trigger: str = "qbr", **extra) -> dict:
     return {"ask_id": ask_id, "account_id": account_id, "trigger_event": trigger, "asked_at": asked_at,
             **extra}

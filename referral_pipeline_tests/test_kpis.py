@@ -1,6 +1,15 @@
 """The seeds' worked examples and the contract's KPI rules, on hand-checked source folders."""
 
-from referral_pipeline_tests.conftest import SourceSet, account, ask, nps, opportunity, partner, qbr
+from referral_pipeline_tests.conftest import (
+    SourceSet,
+    account,
+    ask,
+    nps,
+    opportunity,
+    partner,
+    qbr,
+    referred_opportunity,
+)
 
 Q2 = "2025-04-01"
 
@@ -42,3 +51,173 @@ def test_seed_worked_examples(pipeline):
     assert pipeline.kpi("qbr_referral_intent_rate", "2025-Q2") == (18, 60, 30.0)
     pipeline.run(Q2, config={"warm_intro_scope": "promoters"})
     assert pipeline.kpi("warm_intro_offer_rate", "2025-Q2") == (38, 200, 19.0)
+
+
+def base() -> SourceSet:
+    """A strategic customer account REF, a gold partner, an advisor, a silver partner."""
+    s = SourceSet()
+    s.accounts.append(account("REF", tier="strategic", csm_owner="ana"))
+    s.partners += [partner("GOLD", "gold"), partner("ADV", "registered", "advisor"), partner("SILVER", "silver")]
+    return s
+
+
+def test_quarter_boundaries_are_utc_instants(pipeline):
+    s = base()
+    s.opportunities += [
+        referred_opportunity("O1", "2025-03-31T23:30:00-02:00"),  # 2025-04-01 01:30 UTC: Q2
+        referred_opportunity("O2", "2025-04-01T01:00:00+02:00"),  # 2025-03-31 23:00 UTC: Q1
+        referred_opportunity("O3", "2025-06-30T23:59:59Z"),  # Q2
+        referred_opportunity("O4", "2025-07-01"),  # midnight UTC: Q3
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(partition_range=("2025-01-01", "2025-07-01"))
+    assert [pipeline.kpi("strategic_referral_win_rate", q)[1] for q in ("2025-Q1", "2025-Q2", "2025-Q3")] == [1, 2, 1]
+
+
+def test_strategic_referrers_are_resolved_by_their_type(pipeline):
+    s = base()
+    s.accounts.append(account("ENT", tier="enterprise"))
+    s.opportunities += [
+        referred_opportunity("O1", "2025-05-01", "REF", "customer", stage="closed_won", vertical="fintech", owner="kim"),
+        referred_opportunity("O2", "2025-05-01", "GOLD", "partner", vertical="fintech", owner="kim"),
+        referred_opportunity("O3", "2025-05-01", "ADV", "partner", stage="closed_won"),
+        referred_opportunity("O4", "2025-05-01", "SILVER", "partner"),  # silver: not strategic
+        referred_opportunity("O5", "2025-05-01", "GOLD", "customer"),  # a partner id given as a customer
+        referred_opportunity("O6", "2025-05-01", "NOBODY", "customer"),  # resolves to nothing
+        referred_opportunity("O7", "2025-05-01", "ENT", "customer"),  # enterprise: not strategic by default
+        referred_opportunity("O8", "2025-05-01", "REF", "employee"),  # employees are never strategic
+        opportunity("O9", "2025-05-01", lead_source="partner"),  # lead_source alone is no referral
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    win_rate = "strategic_referral_win_rate"
+    assert pipeline.kpi(win_rate, "2025-Q2") == (2, 3, 100 * 2 / 3)
+    rows = pipeline.query(
+        f"SELECT dimension, segment, numerator, denominator FROM kpi.{win_rate} "
+        "WHERE dimension <> 'overall' ORDER BY 1, 2"
+    )
+    assert rows == [
+        ("owner", "(none)", 1, 1), ("owner", "kim", 1, 2),
+        ("referral_source_type", "customer", 1, 1), ("referral_source_type", "partner", 1, 2),
+        ("referrer_tier", "advisor", 1, 1), ("referrer_tier", "gold", 0, 1), ("referrer_tier", "strategic", 1, 1),
+        ("vertical", "(none)", 1, 1), ("vertical", "fintech", 1, 2),
+    ]
+    checks = {
+        (e.asset_check_key.asset_key.path[-1], e.asset_check_key.name): e.passed
+        for e in pipeline.run(Q2).get_asset_check_evaluations()
+    }
+    assert checks[("opportunities", "referrer_resolves")] is False  # O5 and O6 are counted
+    pipeline.run(Q2, config={"advisors_are_strategic": False,
+                             "strategic_customer_tiers": ["Strategic", "enterprise"]})
+    assert pipeline.kpi(win_rate, "2025-Q2") == (1, 3, 100 / 3)  # O1, O2, O7
+
+
+def test_warm_intro_scope_churn_and_nps_at_quarter_end(pipeline):
+    s = base()
+    s.accounts += [
+        account("CHURN_FIRST_DAY", churned_on="2025-04-01", lifecycle_stage="churned"),
+        account("CHURN_BEFORE", churned_on="2025-03-31", lifecycle_stage="churned"),
+        account("SINCE_LAST_DAY", since="2025-06-30"),
+        account("SINCE_NEXT_Q", since="2025-07-01"),
+        account("PROSPECT", since=None),
+        account("TIE"),
+    ]
+    s.nps_responses += [
+        nps("N1", "TIE", 9, "2025-06-01T10:00:00Z"),
+        nps("N2", "TIE", 8, "2025-06-01T12:00:00+02:00"),  # same instant: mean 8.5
+        nps("N3", "TIE", 10, "2025-07-01T00:00:00Z"),  # next quarter's first instant: too late
+        nps("N4", "SINCE_LAST_DAY", 10, "2021-01-01"),  # of any age
+    ]
+    s.warm_intro_asks += [
+        ask("K1", "CHURN_FIRST_DAY", "2025-05-01", asked_by="ana"),
+        ask("K2", "SINCE_LAST_DAY", "2025-04-02", asked_by="ana"),  # before customer_since, in scope
+        ask("K3", "SINCE_LAST_DAY", "2025-05-02", "nps"),  # asked twice: counts once
+        ask("K4", "CHURN_BEFORE", "2025-05-01", asked_by="ana"),  # out of scope
+        ask("K5", "PROSPECT", "2025-05-01"),  # never a customer
+        ask("K6", "TIE", "2025-07-01T00:00:00Z"),  # next quarter
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    rate = "warm_intro_offer_rate"
+    # in scope: REF, CHURN_FIRST_DAY, SINCE_LAST_DAY, TIE
+    assert pipeline.kpi(rate, "2025-Q2") == (2, 4, 50.0)
+    assert pipeline.kpi(rate, "2025-Q2", "nps_band", "passive") == (0, 1, 0.0)
+    assert pipeline.kpi(rate, "2025-Q2", "nps_band", "promoter") == (1, 1, 100.0)
+    assert pipeline.kpi(rate, "2025-Q2", "nps_band", "no_response") == (1, 2, 50.0)
+    assert pipeline.kpi(rate, "2025-Q2", "asked_by", "ana") == (2, 4, 50.0)
+    assert pipeline.kpi(rate, "2025-Q2", "asked_by", "(none)") == (1, 4, 25.0)
+    assert pipeline.kpi(rate, "2025-Q2", "trigger_event", "qbr") == (2, 4, 50.0)
+    assert pipeline.kpi(rate, "2025-Q2", "trigger_event", "nps") == (1, 4, 25.0)
+    assert pipeline.kpi(rate, "2025-Q2", "trigger_event", "other") == (0, 4, 0.0)
+    assert pipeline.kpi(rate, "2025-Q2", "lifecycle_stage", "churned") == (1, 1, 100.0)
+
+    pipeline.run(Q2, config={"warm_intro_scope": "promoters", "counted_triggers": ["nps"]})
+    assert pipeline.kpi(rate, "2025-Q2") == (1, 1, 100.0)  # SINCE_LAST_DAY, asked through nps
+    triggers = pipeline.query(
+        f"SELECT segment FROM kpi.{rate} WHERE quarter = '2025-Q2' AND dimension = 'trigger_event'"
+    )
+    assert triggers == [("nps",)]
+    assert pipeline.kpi(rate, "2025-Q2", "asked_by", "ana") is None  # asked through qbr only
+
+
+def test_quarter_with_no_denominator_has_its_overall_row_alone(pipeline):
+    s = base()
+    s.opportunities.append(referred_opportunity("O1", "2025-05-01"))
+    s.write(pipeline.data_dir)
+    pipeline.run("2024-01-01")
+    for name in ("strategic_referral_win_rate", "qbr_referral_intent_rate"):
+        assert pipeline.query(f"SELECT dimension, segment, numerator, denominator, rate_pct FROM kpi.{name}") == [
+            ("overall", "all", 0, 0, None)
+        ]
+
+
+def test_qbr_signals_tags_text_and_dimensions(pipeline):
+    s = base()
+    s.accounts.append(account("C1", tier="smb", csm_owner="owner1"))
+    s.qbr_notes += [
+        qbr("Q1", "C1", "2025-04-01", tags=["  REFERRAL_INTENT "], format="In_Person"),
+        qbr("Q2", "C1", "2025-04-02", tags=["no_referral_intent"], csm="csm2"),
+        qbr("Q3", "C1", "2025-04-03", notes="Reviewed usage. They offered to introduce us to their CFO."),
+        qbr("Q4", "UNKNOWN", "2025-06-30"),
+        qbr("Q5", "C1", "2025-05-01", status="cancelled", tags=["referral_intent"]),
+        qbr("Q6", "C1", "2025-07-01", tags=["referral_intent"]),
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    rate = "qbr_referral_intent_rate"
+    assert pipeline.kpi(rate, "2025-Q2") == (2, 4, 50.0)
+    assert pipeline.kpi(rate, "2025-Q2", "csm", "owner1") == (2, 2, 100.0)
+    assert pipeline.kpi(rate, "2025-Q2", "csm", "csm2") == (0, 1, 0.0)
+    assert pipeline.kpi(rate, "2025-Q2", "csm", "(none)") == (0, 1, 0.0)
+    assert pipeline.kpi(rate, "2025-Q2", "account_tier", "(none)") == (0, 1, 0.0)
+    assert pipeline.kpi(rate, "2025-Q2", "format", "in_person") == (1, 1, 100.0)
+    signals = pipeline.query(
+        "SELECT qbr_id, referral_signal, signal_source, evidence FROM intermediate.qbr_referral_signals ORDER BY 1"
+    )
+    assert signals == [
+        ("Q1", True, "tag", "  REFERRAL_INTENT "),
+        ("Q2", False, None, None),
+        ("Q3", True, "text", "They offered to introduce us to their CFO."),
+        ("Q4", False, None, None),
+        ("Q5", True, "tag", "referral_intent"),
+    ]
+
+
+def test_rematerialising_a_quarter_replaces_exactly_its_rows(pipeline):
+    s = base()
+    s.opportunities += [referred_opportunity("O1", "2025-05-01", stage="closed_won"), referred_opportunity("O2", "2025-02-01")]
+    s.write(pipeline.data_dir)
+    pipeline.run(partition_range=("2025-01-01", "2025-04-01"))
+    snapshot = "SELECT * FROM kpi.{} ORDER BY ALL"
+    before = {name: pipeline.query(snapshot.format(name)) for name in
+              ("strategic_referral_win_rate", "warm_intro_offer_rate", "qbr_referral_intent_rate")}
+    pipeline.run(Q2)
+    assert {name: pipeline.query(snapshot.format(name)) for name in before} == before
+
+    s.opportunities[0]["stage"] = "closed_lost"
+    s.opportunities[1]["stage"] = "closed_won"
+    s.opportunities[1]["closed_at"] = "2025-02-02"
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    assert pipeline.kpi("strategic_referral_win_rate", "2025-Q2") == (0, 1, 0.0)
+    assert pipeline.kpi("strategic_referral_win_rate", "2025-Q1") == (0, 1, 0.0)  # not re-run: unchanged
