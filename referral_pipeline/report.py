@@ -1,0 +1,44 @@
+"""Print the latest overall KPI rows from the warehouse: ``python -m referral_pipeline.report``.
+
+``--current-quarter`` prints the key of the quarter in progress instead (for backfill commands).
+"""
+
+import argparse
+
+from referral_pipeline.kpis import KPIS
+from referral_pipeline.partitions import quarterly_partitions
+from referral_pipeline.resources import Warehouse
+
+
+def latest_overall_rows(warehouse: Warehouse, quarters: int = 4) -> list[tuple]:
+    """(kpi title, quarter, numerator, denominator, rate_pct) of each KPI's latest quarters."""
+    with warehouse.connect() as con:
+        return [
+            (kpi.title, *row)
+            for kpi in KPIS
+            for row in con.execute(
+                f"SELECT quarter, numerator, denominator, rate_pct FROM {kpi.table} "
+                "WHERE dimension = 'overall' ORDER BY quarter DESC LIMIT ?",
+                [quarters],
+            ).fetchall()[::-1]
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--current-quarter", action="store_true", help="print the quarter in progress")
+    parser.add_argument("--quarters", type=int, default=4, help="how many latest quarters per KPI")
+    args = parser.parse_args()
+    if args.current_quarter:
+        print(quarterly_partitions.get_last_partition_key())
+        return
+    warehouse = Warehouse()
+    print(f"Overall KPI rows in {warehouse.resolve()}")
+    print(f"{'KPI':<36} {'quarter':<8} {'numerator':>9} {'denominator':>11} {'rate_pct':>8}")
+    for title, quarter, numerator, denominator, rate in latest_overall_rows(warehouse, args.quarters):
+        shown = "NULL" if rate is None else f"{rate:.1f}"
+        print(f"{title:<36} {quarter:<8} {numerator:>9} {denominator:>11} {shown:>8}")
+
+
+if __name__ == "__main__":
+    main()
