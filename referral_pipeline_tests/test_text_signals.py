@@ -1,0 +1,174 @@
+"""Tests for the referral-intent detector in referral_pipeline.text_signals."""
+
+import pytest
+
+from referral_pipeline.text_signals import (
+    ReferralVocabulary,
+    detect_referral_evidence,
+    find_referral_evidence,
+    load_vocabulary,
+)
+from referral_pipeline.text_signals_eval import evaluate, score
+
+SIGNALS = {
+    "direct_offer": [
+        "Priya said she'd be happy to refer us to other ops leaders.",
+        "They wouldn't hesitate to recommend us.",
+        "Can't recommend us highly enough, said the VP.",
+        "champion keen on refering us to the new BU",
+    ],
+    "named_introduction": [
+        "Offered to introduce us to Mark Chen, CTO at Brightline.",
+        "Happy to put us in touch with the procurement lead at their parent company.",
+        "Kelly will intro us to the head of RevOps at Fabrikam.",
+    ],
+    "conditional_offer": [
+        "Happy to refer once the rollout is done.",
+        "Will be a reference customer after go-live in September.",
+        "Willing to refer us if we send the SOC2 report.",
+    ],
+    "referral_made": [
+        "They already introduced us to their CFO.",
+        "Brightwave referred Tailspin to us last month.",
+        "Has already recommended us to two vendors in his supply chain.",
+    ],
+    "reference_offer": [
+        "Offered to be a reference for prospects in insurance.",
+        "Happy to serve as a reference, by phone or written.",
+    ],
+    "case_study": ["Agreed to do a case study on the automation results.", "Case study: approved by comms."],
+    "peer_call": ["Happy to do a peer call with any prospect.", "Up for speaking to prospects."],
+    "answered_question": [
+        "Asked if they'd refer — yes, happy to.",
+        "Would they be a reference? Yes, once the Q3 release ships.",
+    ],
+    "label": ["Referral: yes", "Health: Green | Referral: Y | Renewal: Nov"],
+    "mixed_language": ["Sie würden uns gerne weiterempfehlen.", "Nos van a recomendar a otras filiales."],
+}
+
+NON_SIGNALS = {
+    "negation": [
+        "Not ready to refer yet.",
+        "Declined to introduce us to the CFO.",
+        "They won't be a reference this year.",
+        "No appetite for a case study right now.",
+        "isn't willing to recommend us",
+        "Hasn't agreed to be a reference.",
+        "Referral: no",
+        "case study declined by their PR team",
+        "Ils ne veulent pas nous recommander.",
+    ],
+    "hedge": [
+        "They might refer us later.",
+        "Maybe open to a case study down the line.",
+        "Possibly willing to be a reference.",
+        "Could consider a peer call in Q4.",
+        "Not sure they'd refer us.",
+        "She would think about introducing us to Globex.",
+    ],
+    "unanswered_question": [
+        "Would they refer us?",
+        "Asked if they'd be a reference. Will follow up next week.",
+        "Plan to ask for a referral at the next QBR.",
+        "Referral?",
+    ],
+    "praise_only": ["Loves the product, great QBR.", "NPS 10, best vendor they work with."],
+    "vendor_referral": [
+        "We referred them to our partner Acme for the migration.",
+        "Recommended they upgrade to the Pro tier.",
+        "Customer requested a reference call with another customer before expanding.",
+    ],
+    "other_sense": [
+        "Please refer to ticket 123.",
+        "Intro call with the new admin on Thursday.",
+        "They recommended we add bulk edit.",
+        "Reference architecture sent over.",
+        "Their patient referral volume is up 18%.",
+    ],
+    "third_party": [
+        "Their competitor said they'd refer us.",
+        "Customer originally came to us via a referral from Globex.",
+    ],
+    "csm_opinion": ["Would make a great case study.", "Good reference candidate for enterprise."],
+}
+
+
+def _cases(groups):
+    return [pytest.param(text, id=f"{name}-{i}") for name, texts in groups.items() for i, text in enumerate(texts)]
+
+
+@pytest.mark.parametrize("text", _cases(SIGNALS))
+def test_signals_are_detected(text):
+    assert find_referral_evidence(text) is not None
+
+
+@pytest.mark.parametrize("text", _cases(NON_SIGNALS))
+def test_non_signals_are_rejected(text):
+    assert find_referral_evidence(text) is None
+
+
+def test_negation_scope_ends_at_clause():
+    assert find_referral_evidence("Not ready to refer yet, but happy to introduce us to their CFO.") is not None
+    assert find_referral_evidence("No issues this quarter and happy to refer us to peers.") is not None
+
+
+def test_evidence_is_the_matched_sentence():
+    notes = "Usage up 12%. Renewal in May.\nOffered to introduce us to their CFO!  Next QBR in Aug."
+    assert find_referral_evidence(notes) == "Offered to introduce us to their CFO!"
+
+
+def test_answer_in_next_sentence_is_part_of_evidence():
+    assert find_referral_evidence("Would they refer us? Yes, absolutely. Renewal ok.") == (
+        "Would they refer us? Yes, absolutely."
+    )
+
+
+@pytest.mark.parametrize("notes", [None, "", "   \n\t ", "n/a"])
+def test_empty_notes(notes):
+    assert find_referral_evidence(notes) is None
+
+
+def test_non_latin_unicode():
+    assert find_referral_evidence("顧客は満足している。更新は11月。") is None
+    assert find_referral_evidence("İstanbul ekibi memnun. Happy to refer us to peers 🎉") == (
+        "Happy to refer us to peers 🎉"
+    )
+    assert find_referral_evidence("Клиент доволен. \U0001f600 Offered to be a reference.") is not None
+
+
+def test_five_megabyte_note_completes():
+    filler = "Usage up, renewal fine, please refer to ticket 12 and intro call next week. " * 65_000
+    notes = filler + "Happy to refer us to peers. " + filler
+    assert len(notes) > 5_000_000
+    assert find_referral_evidence(notes) == "Happy to refer us to peers."
+    assert find_referral_evidence("a" * 5_000_000) is None
+
+
+def test_batch_matches_single():
+    notes = ["Happy to refer.", None, "Would they refer us?", "", "Offered a case study."]
+    assert detect_referral_evidence(notes) == [find_referral_evidence(n) for n in notes]
+    assert detect_referral_evidence(iter(notes)) == ["Happy to refer.", None, None, None, "Offered a case study."]
+
+
+def test_vocabulary_is_loaded_from_file(tmp_path):
+    vocabulary = load_vocabulary()
+    assert isinstance(vocabulary, ReferralVocabulary)
+    custom = tmp_path / "vocab.toml"
+    default_text = (load_vocabulary.__globals__["DEFAULT_VOCABULARY_PATH"]).read_text(encoding="utf-8")
+    custom.write_text(default_text.replace('"vouch", ', ""), encoding="utf-8")
+    assert find_referral_evidence("Happy to vouch for us.", vocabulary) is not None
+    assert find_referral_evidence("Happy to vouch for us.", load_vocabulary(custom)) is None
+
+
+def test_score():
+    s = score([True, True, False, False], [True, False, True, False])
+    assert (s.true_positives, s.false_positives, s.false_negatives) == (1, 1, 1)
+    assert s.precision == 0.5 and s.recall == 0.5 and s.f1 == 0.5
+
+
+def test_eval_set_meets_targets():
+    scores = evaluate()
+    overall = scores["ALL"]
+    assert overall.support >= 300
+    assert overall.precision >= 0.95, overall
+    assert overall.recall >= 0.90, overall
