@@ -1,9 +1,22 @@
-"""Warning checks on staged keys: rows that point at nothing are kept, and counted here."""
+"""Warning checks: staged keys that point at nothing, and KPI quarters not refreshed after they closed."""
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, asset_check
+from datetime import datetime, timedelta, timezone
 
-from referral_pipeline.assets.staging import STAGING_KEYS
-from referral_pipeline.resources import Warehouse
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    asset_check,
+)
+
+from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.kpis import KPIS
+from referral_pipeline.partitions import previous_quarter, quarter_in_progress, quarter_window
+from referral_pipeline.resources import Freshness, Warehouse
 
 _UNKNOWN_ACCOUNT_SQL = """
     SELECT count(*) FROM staging.{table} t
@@ -24,6 +37,7 @@ def _warning_check(table: str, name: str, description: str, sql: str, deps: list
         name=name,
         description=description,
         additional_deps=deps,
+        pool=WAREHOUSE_POOL,
     )
     def _check(warehouse: Warehouse) -> AssetCheckResult:
         with warehouse.connect() as con:
@@ -58,3 +72,54 @@ referrer_check = _warning_check(
     [STAGING_KEYS["accounts"], STAGING_KEYS["partners"]],
 )
 warning_checks = [*orphan_checks, referrer_check]
+
+
+def closed_quarter_check(
+    instance: DagsterInstance, asset_key: AssetKey, now: datetime, grace_days: float
+) -> AssetCheckResult:
+    """Fails when the quarter that closed before ``now`` has no materialisation since its close,
+    ``grace_days`` after the close."""
+    closed = previous_quarter(quarter_in_progress(now))
+    closed_at = quarter_window(closed).end
+    deadline = closed_at + timedelta(days=grace_days)
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key, asset_partitions=[closed], after_timestamp=closed_at.timestamp()),
+        limit=1,
+    ).records
+    metadata = {"closed_quarter": closed, "deadline": deadline.isoformat()}
+    if records:
+        done = datetime.fromtimestamp(records[0].timestamp, timezone.utc)
+        return AssetCheckResult(
+            passed=True, metadata=metadata,
+            description=f"quarter {closed} was materialised at {done:%Y-%m-%d %H:%M} UTC, after its close",
+        )
+    if now <= deadline:
+        return AssetCheckResult(
+            passed=True, metadata=metadata,
+            description=f"quarter {closed} closed at {closed_at:%Y-%m-%d}; due by {deadline:%Y-%m-%d %H:%M} UTC",
+        )
+    late_days = (now - closed_at).total_seconds() / 86400
+    return AssetCheckResult(
+        passed=False, severity=AssetCheckSeverity.WARN, metadata=metadata,
+        description=(
+            f"quarter {closed} closed {late_days:.1f} days ago and has not been materialised since "
+            f"(allowed: {grace_days:g} days)"
+        ),
+    )
+
+
+def _closed_quarter_materialised(kpi_key: AssetKey) -> AssetChecksDefinition:
+    @asset_check(
+        asset=kpi_key,
+        name="closed_quarter_materialised",
+        description="The quarter that just closed was re-materialised within the grace period after its close.",
+    )
+    def _check(context: AssetCheckExecutionContext, freshness: Freshness) -> AssetCheckResult:
+        return closed_quarter_check(
+            context.instance, kpi_key, datetime.now(timezone.utc), freshness.closed_quarter_grace_days
+        )
+
+    return _check
+
+
+kpi_freshness_checks = [_closed_quarter_materialised(AssetKey(["kpi", kpi.name])) for kpi in KPIS]

@@ -4,16 +4,28 @@ from dagster import Definitions, in_process_executor
 
 from referral_pipeline.assets.intermediate import qbr_referral_signals
 from referral_pipeline.assets.kpi import kpi_assets
-from referral_pipeline.assets.source_files import source_file_specs
+from referral_pipeline.assets.source_files import source_files
 from referral_pipeline.assets.staging import staging_assets
-from referral_pipeline.checks import warning_checks
-from referral_pipeline.resources import KpiConfig, SourceFolder, Warehouse
+from referral_pipeline.checks import kpi_freshness_checks, warning_checks
+from referral_pipeline.resources import Freshness, KpiConfig, SourceFolder, Warehouse
+from referral_pipeline.schedules import (
+    changed_quarters_sensor,
+    daily_kpi_refresh,
+    hourly_source_observation,
+    observe_sources_job,
+    recompute_quarter_job,
+    refresh_job,
+)
 
 defs = Definitions(
-    assets=[*source_file_specs, *staging_assets, qbr_referral_signals, *kpi_assets],
-    asset_checks=warning_checks,
+    assets=[source_files, *staging_assets, qbr_referral_signals, *kpi_assets],
+    asset_checks=[*warning_checks, *kpi_freshness_checks],
+    jobs=[refresh_job, recompute_quarter_job, observe_sources_job],
+    schedules=[daily_kpi_refresh, hourly_source_observation],
+    sensors=[changed_quarters_sensor],
     resources={
         "kpi_config": KpiConfig(),
+        "freshness": Freshness(),
         "source_folder": SourceFolder(),
         "warehouse": Warehouse(),
     },

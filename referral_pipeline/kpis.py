@@ -33,6 +33,7 @@ class Kpi:
     population_sql: str  # one row per denominator member: quarter, counted, the dimensions
     ctes: str = ""  # named queries the population and the extra rows use
     extra_rows: str = ""  # rows of dimensions whose denominator is not their segment's population
+    inputs: tuple[str, ...] = ("population",)  # the named queries whose rows are the KPI's inputs
 
     @property
     def table(self) -> str:
@@ -178,6 +179,7 @@ WARM_INTRO_OFFER_RATE = Kpi(
         scope_size AS (SELECT quarter, count(*) AS denominator FROM in_scope GROUP BY quarter),
     """,
     extra_rows=_WARM_INTRO_ASK_ROWS,
+    inputs=("population", "scoped_asks"),
 )
 
 
@@ -203,6 +205,19 @@ QBR_REFERRAL_INTENT_RATE = Kpi(
 )
 
 KPIS = (STRATEGIC_REFERRAL_WIN_RATE, WARM_INTRO_OFFER_RATE, QBR_REFERRAL_INTENT_RATE)
+
+
+def kpi_inputs_sql(kpi: Kpi) -> str:
+    """Per quarter of ``run_quarters``: how many input rows the KPI has, and a hash of them."""
+    inputs = "\nUNION ALL\n".join(f"SELECT quarter, hash({name}) AS row_hash FROM {name}" for name in kpi.inputs)
+    return f"""
+    WITH {kpi.ctes}
+    population AS ({kpi.population_sql}),
+    inputs AS ({inputs})
+    SELECT q.starts_at, count(i.row_hash) AS input_rows, coalesce(sum(i.row_hash::HUGEINT), 0) AS inputs_hash
+    FROM run_quarters q LEFT JOIN inputs i USING (quarter)
+    GROUP BY q.starts_at
+    """
 
 
 def kpi_parameters(kpi: Kpi, config: KpiConfig) -> dict:

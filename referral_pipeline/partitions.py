@@ -1,10 +1,8 @@
 """Quarters: the one definition of the pipeline's time grain, all boundaries in UTC."""
 
-from __future__ import annotations
+from datetime import datetime, timedelta
 
-from datetime import datetime
-
-from dagster import TimeWindowPartitionsDefinition
+from dagster import TimeWindow, TimeWindowPartitionsDefinition
 
 FIRST_QUARTER = "2022-01-01"
 
@@ -16,14 +14,21 @@ quarterly_partitions = TimeWindowPartitionsDefinition(
     end_offset=1,  # include the quarter in progress
 )
 
-
-def quarter_label(quarter_start: datetime) -> str:
-    """``2025-04-01`` -> ``2025-Q2``."""
-    return f"{quarter_start.year}-Q{(quarter_start.month - 1) // 3 + 1}"
-
-
-# The same label in DuckDB SQL, for a DATE or TIMESTAMPTZ quarter start.
+# The quarter label (2025-Q2) in DuckDB SQL, for a DATE or TIMESTAMPTZ quarter start.
 QUARTER_LABEL_SQL = "strftime({start}, '%Y') || '-Q' || quarter({start})"
+
+
+def quarter_in_progress(at: datetime) -> str:
+    """The key of the quarter that contains the instant ``at``."""
+    return quarterly_partitions.get_partition_key_for_timestamp(at.timestamp())
+
+
+def quarter_window(key: str) -> TimeWindow:
+    return quarterly_partitions.time_window_for_partition_key(key)
+
+
+def previous_quarter(key: str) -> str:
+    return quarter_in_progress(quarter_window(key).start - timedelta(seconds=1))
 
 
 def quarters_sql(window_start: datetime, window_end: datetime) -> str:

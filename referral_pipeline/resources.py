@@ -90,6 +90,18 @@ class KpiConfig(ConfigurableResource):
         return v
 
 
+class Freshness(ConfigurableResource):
+    """How fresh the exports and the KPI tables must be."""
+
+    source_max_age_hours: float = Field(
+        default=26.0, description="An export older than this fails its freshness check."
+    )
+    closed_quarter_grace_days: float = Field(
+        default=3.0,
+        description="A quarter that closed must be materialised within this many days after its close.",
+    )
+
+
 class SourceFolder(ConfigurableResource):
     """The folder of source exports: ``path``, else $REFERRAL_DATA_DIR, else the project's ``data/``."""
 

@@ -6,6 +6,12 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.fingerprints import (
+    FINGERPRINTS_METADATA,
+    SIGNALS,
+    quarter_fingerprints,
+    single_quarter_version,
+)
 from referral_pipeline.partitions import quarterly_partitions
 from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
@@ -45,7 +51,7 @@ _EVIDENCE_SAMPLE = 10
 
 
 @asset(
-    key=["intermediate", "qbr_referral_signals"],
+    key=["intermediate", SIGNALS],
     deps=[STAGING_KEYS["qbr_notes"]],
     partitions_def=quarterly_partitions,
     group_name="intermediate",
@@ -64,9 +70,7 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = load_run_quarters(con, context.partition_time_window)
-        notes = con.execute(
-            f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL"
-        ).to_arrow_table()
+        notes = con.sql(f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL").to_arrow_table()
         context.log.info(f"Reading the notes of {notes.num_rows} QBRs held in {quarters[0]}..{quarters[-1]}")
         text_signals = pa.table(
             {
@@ -86,6 +90,7 @@ def qbr_referral_signals(
                 f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) GROUP BY ALL ORDER BY 1"
             ).fetchall()
         )
+        fingerprints = quarter_fingerprints(con, SIGNALS, kpi_config)
         sample = con.execute(
             f"SELECT quarter, qbr_id, signal_source, evidence FROM {SIGNALS_TABLE} "
             f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) AND signal_source LIKE '%text' "
@@ -93,7 +98,9 @@ def qbr_referral_signals(
         ).df()
     context.log.info(f"{SIGNALS_TABLE}: {written} QBRs, by signal source {by_source}")
     return MaterializeResult(
+        data_version=single_quarter_version(fingerprints),
         metadata={
+            FINGERPRINTS_METADATA: MetadataValue.json(fingerprints),
             "dagster/row_count": written,
             "quarters": ", ".join(quarters),
             "qbrs_by_signal_source": MetadataValue.json(by_source),

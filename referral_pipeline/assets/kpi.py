@@ -1,5 +1,7 @@
 """KPI marts: the three referral KPIs, one row per quarter x dimension x segment."""
 
+from datetime import timedelta
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -7,6 +9,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -16,6 +19,11 @@ from dagster import (
 
 from referral_pipeline.assets.intermediate import qbr_referral_signals
 from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.fingerprints import (
+    FINGERPRINTS_METADATA,
+    quarter_fingerprints,
+    single_quarter_version,
+)
 from referral_pipeline.kpis import (
     KPI_COLUMNS_DDL,
     QBR_REFERRAL_INTENT_RATE,
@@ -30,6 +38,8 @@ from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_
 from referral_pipeline.resources import KpiConfig, Warehouse
 
 NUMERATOR_CHECK = "numerator_within_denominator"
+# Refreshed daily at 03:00 UTC: a KPI not materialised for a day is late, for a day and a half stale.
+KPI_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=36), warn_window=timedelta(hours=26))
 UNIQUE_CHECK = "one_row_per_segment"
 
 KPI_SCHEMA = TableSchema(
@@ -99,6 +109,7 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
         ],
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
+        freshness_policy=KPI_FRESHNESS,
     )
     def _kpi(context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse):
         with warehouse.connect() as con:
@@ -112,9 +123,12 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
                 "ORDER BY quarter"
             ).df()
             checks = _invariant_checks(con, kpi)
+            fingerprints = quarter_fingerprints(con, kpi.name, kpi_config)
         context.log.info(f"{kpi.table}: {written} rows for {len(quarters)} quarter(s)")
         return MaterializeResult(
+            data_version=single_quarter_version(fingerprints),
             metadata={
+                FINGERPRINTS_METADATA: MetadataValue.json(fingerprints),
                 "dagster/row_count": written,
                 "quarters": ", ".join(quarters),
                 "overall": MetadataValue.md(overall.to_markdown(index=False)),
