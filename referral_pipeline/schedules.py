@@ -21,6 +21,7 @@ from dagster import (
 
 from referral_pipeline.assets.intermediate import qbr_referral_signals
 from referral_pipeline.assets.kpi import kpi_assets
+from referral_pipeline.assets.source_files import source_files
 from referral_pipeline.assets.staging import STAGING_KEYS
 from referral_pipeline.fingerprints import FINGERPRINTS_METADATA, SIGNALS, quarter_fingerprints
 from referral_pipeline.partitions import (
@@ -54,7 +55,7 @@ recompute_quarter_job = define_asset_job(
 )
 observe_sources_job = define_asset_job(
     "observe_source_files",
-    selection=AssetSelection.groups("sources"),
+    selection=AssetSelection.assets(source_files),
     description="Record each export's modification time and content fingerprint; check freshness.",
 )
 

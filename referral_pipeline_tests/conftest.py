@@ -12,6 +12,7 @@ import pytest
 from dagster import DagsterInstance
 
 from referral_pipeline.definitions import defs
+from referral_pipeline.resources import Warehouse
 from referral_pipeline.sources import SOURCES_BY_NAME
 
 HEADERS = {name: [c.name for c in source.columns] for name, source in SOURCES_BY_NAME.items()}
@@ -109,8 +110,10 @@ class Pipeline:
     warehouse: Path
 
     def run(self, partition: str | None = None, partition_range: tuple[str, str] | None = None,
-            config: dict | None = None, raise_on_error: bool = True):
-        """Materialise every asset for a quarter or a range of quarters, as the CLI does."""
+            config: dict | None = None, raise_on_error: bool = True, instance: DagsterInstance | None = None,
+            job_name: str | None = None, asset_selection=None):
+        """Materialise a quarter or a range of quarters, as the CLI does: every asset unless a job
+        or an asset selection is named."""
         tags = {}
         if partition_range:
             tags = {"dagster/asset_partition_range_start": partition_range[0],
@@ -122,13 +125,18 @@ class Pipeline:
                 "kpi_config": {"config": config or {}},
             }
         }
-        return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(
             run_config=run_config,
             partition_key=partition,
             tags=tags,
-            instance=DagsterInstance.ephemeral(),
+            instance=instance or DagsterInstance.ephemeral(),
             raise_on_error=raise_on_error,
+            asset_selection=asset_selection,
         )
+
+    def warehouse_resource(self) -> Warehouse:
+        return Warehouse(path=str(self.warehouse))
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
