@@ -10,6 +10,7 @@ that are not JSON objects) go to ``unparsed_<source>`` with their reason: nothin
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,7 @@ from referral_pipeline import schemas
 # DuckDB refuses CSV lines longer than this; QBR notes may be several MB long.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 _HEADER_BYTES = 1024 * 1024
+_CHUNK_BYTES = 8 * 1024 * 1024
 # CASE keeps json_type from seeing text that is not JSON.
 _IS_JSON_OBJECT = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
 
@@ -138,6 +140,15 @@ def _quote(identifier: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def content_fingerprint(path: Path) -> str:
+    """A fingerprint of the file's bytes (SHA-1, streamed: fast, and collisions are not a concern)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _match_columns(source: Source, path: Path, present: list[str]) -> dict[str, str | None]:

@@ -8,13 +8,16 @@ Valid rows replace ``staging.<source>``; the others replace the source's rows in
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from referral_pipeline.sources import Column, Source, _literal, _quote, read_raw
+from referral_pipeline.sources import Column, Source, _literal, _quote, content_fingerprint, read_raw
 
 QUARANTINE_TABLE = "quarantine.rejected_rows"
 QUARANTINE_DDL = f"""
@@ -24,6 +27,20 @@ CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
     record_key VARCHAR,           -- the row's key, when it has one
     reason VARCHAR NOT NULL,
     record VARCHAR NOT NULL       -- the raw row as JSON text
+)
+"""
+# What each staging table was built from: a file's content and the rules it was validated with.
+LOADS_TABLE = "meta.staged_files"
+LOADS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
+    source VARCHAR PRIMARY KEY,
+    path VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,  -- the file's content and the validation rules
+    input_rows BIGINT NOT NULL,
+    staged_rows BIGINT NOT NULL,
+    quarantined_rows BIGINT NOT NULL,
+    reasons JSON NOT NULL,
+    staged_at TIMESTAMPTZ NOT NULL
 )
 """
 DUPLICATE = "duplicate"
@@ -41,6 +58,7 @@ class StagingResult:
     staged_rows: int
     quarantined_rows: int
     reasons: Counter
+    unchanged_since: datetime | None = None  # set when the file was staged before, unchanged
 
     @property
     def quarantined_fraction(self) -> float:
@@ -164,8 +182,36 @@ def staging_ddl(source: Source) -> str:
     return f"CREATE OR REPLACE TABLE {source.staging_table} (\n    {columns}\n)"
 
 
+def _previous_load(con, source: Source, path: Path, fingerprint: str) -> StagingResult | None:
+    """The last staging of this very file content with these rules, if its tables are still there."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(LOADS_DDL)
+    row = con.execute(
+        f"""
+        SELECT input_rows, staged_rows, quarantined_rows, reasons, staged_at FROM {LOADS_TABLE}
+        WHERE source = ? AND path = ? AND fingerprint = ?
+          AND EXISTS (SELECT 1 FROM duckdb_tables() WHERE schema_name = 'staging' AND table_name = ?)
+        """,
+        [source.name, str(path), fingerprint, source.name],
+    ).fetchone()
+    if row is None:
+        return None
+    input_rows, staged, quarantined, reasons, staged_at = row
+    return StagingResult(
+        source.name, path, input_rows, staged, quarantined, Counter(json.loads(reasons)), staged_at
+    )
+
+
 def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> StagingResult:
-    """Read, validate and write one source: staging and quarantine replaced in one transaction."""
+    """Read, validate and write one source: staging and quarantine replaced in one transaction.
+
+    A file whose content and rules are those of the last staging is not read again.
+    """
+    fingerprint = hashlib.sha1(
+        f"{content_fingerprint(path)}:{validation_sql(source)}".encode(), usedforsecurity=False
+    ).hexdigest()
+    if (previous := _previous_load(con, source, path, fingerprint)) is not None:
+        return previous
     read_raw(con, source, path)
     checked = f"checked_{source.name}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
@@ -216,6 +262,10 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
             raise AssertionError(
                 f"{path}: {input_rows} input rows but {staged} staged + {quarantined} quarantined"
             )
+        con.execute(
+            f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+            [source.name, str(path), fingerprint, input_rows, staged, quarantined, json.dumps(reasons)],
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -230,3 +230,18 @@ def test_restaging_replaces_only_its_own_quarantine_rows(con, tmp_path):
         "SELECT source, count(*) FROM quarantine.rejected_rows GROUP BY ALL ORDER BY 1"
     ).fetchall()
     assert counts == [("nps_responses", 1), ("partners", 1)]
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(con, tmp_path):
+    write_bytes(tmp_path, "crm/partners.csv", b"partner_id,partner_name,partner_type,partner_tier\nP1,a,agency,gold\nP2,b,x,gold\n")
+    first = stage(con, tmp_path, "partners")
+    again = stage(con, tmp_path, "partners")
+    assert first.unchanged_since is None and again.unchanged_since is not None
+    assert (again.input_rows, again.staged_rows, again.quarantined_rows) == (2, 1, 1)
+    assert again.reasons == first.reasons
+    write_bytes(tmp_path, "crm/partners.csv", b"partner_id,partner_name,partner_type,partner_tier\nP1,a,agency,gold\n")
+    changed = stage(con, tmp_path, "partners")
+    assert changed.unchanged_since is None and (changed.staged_rows, changed.quarantined_rows) == (1, 0)
+    assert quarantine(con, "partners") == []
+    con.execute("DROP TABLE staging.partners")
+    assert stage(con, tmp_path, "partners").unchanged_since is None  # a lost table is rebuilt

@@ -4,7 +4,6 @@ Observing a file records its modification time and a fingerprint of its content 
 version, so the UI shows when an export last changed and Dagster knows whether it did.
 """
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -20,23 +19,13 @@ from dagster import (
 )
 
 from referral_pipeline.resources import Freshness, SourceFolder
-from referral_pipeline.sources import SOURCES, Source, SourceFileError
+from referral_pipeline.sources import SOURCES, Source, SourceFileError, content_fingerprint
 
 FRESHNESS_CHECK = "export_is_fresh"
-_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def source_file_key(source: Source) -> AssetKey:
     return AssetKey(["sources", source.name])
-
-
-def content_fingerprint(path: Path) -> str:
-    """A fingerprint of the file's bytes (BLAKE2b, streamed)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_age_check(

@@ -135,6 +135,8 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
         context.log.info(f"Reading {path}")
         with warehouse.connect() as con:
             result = stage_source(con, source, path)
+        if result.unchanged_since:
+            context.log.info(f"{path} unchanged since it was staged at {result.unchanged_since}: not re-read")
         context.log.info(
             f"{source.staging_table}: {result.input_rows} rows read, {result.staged_rows} staged, "
             f"{result.quarantined_rows} quarantined ({result.quarantined_fraction:.2%})"
@@ -147,6 +149,7 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
                 "input_rows": result.input_rows,
                 "dagster/row_count": result.staged_rows,
                 "quarantined_rows": result.quarantined_rows,
+                "unchanged_since_last_staging": bool(result.unchanged_since),
             },
             check_results=_check_results(
                 result, kpi_config.max_rejected_fraction, _rejects_preview(context, warehouse, source)
