@@ -1,8 +1,9 @@
 """The six sources of the contract and how each file is read into DuckDB, row for row.
 
-Every file is read into a temporary table ``raw_<source>`` holding, per row, its 1-based
+Every file is read into a temporary view ``raw_<source>`` holding, per row, its 1-based
 ``source_row`` (data row of a CSV, line of a JSONL file, row of a Parquet file), the contract's
-columns as text (null where the column is optional and absent) and ``record``, the raw row as JSON.
+columns as text (null where the column is optional and absent) and ``record``, the raw row as JSON
+(computed only for the rows that are selected).
 Rows that cannot even be split into cells (ragged CSV rows, bytes that are not UTF-8, JSONL lines
 that are not JSON objects) go to ``unparsed_<source>`` with their reason: nothing is dropped.
 """
@@ -184,15 +185,13 @@ def _text_columns(matched: dict[str, str | None], cell) -> str:
     )
 
 
-def _number_rows(con, source: Source, table: str, rejects: str) -> None:
-    """Give the rows DuckDB parsed their position in the file, counting the rows it rejected.
+def _numbered(table: str, rejects: str, columns: str) -> str:
+    """A query giving the rows DuckDB parsed their position in the file, counting rejected rows.
 
     Parsed rows keep file order (``rowid``); a parsed row k sits after every rejected row r_j
     (sorted, j = 1..) with r_j - j < k, so its position is k + that count.
     """
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE raw_{source.name} AS
+    return f"""
         WITH gaps AS (
             SELECT source_row - row_number() OVER (ORDER BY source_row) AS parsed_before,
                    row_number() OVER (ORDER BY source_row) AS rejected_so_far
@@ -200,10 +199,9 @@ def _number_rows(con, source: Source, table: str, rejects: str) -> None:
         ), steps AS (
             SELECT parsed_before, max(rejected_so_far) AS rejected_so_far FROM gaps GROUP BY ALL
         ), parsed AS (SELECT rowid + 1 AS parsed_row, * FROM {table})
-        SELECT parsed.parsed_row + coalesce(steps.rejected_so_far, 0) AS source_row, parsed.* EXCLUDE (parsed_row)
+        SELECT parsed.parsed_row + coalesce(steps.rejected_so_far, 0) AS source_row, {columns}
         FROM parsed ASOF LEFT JOIN steps ON parsed.parsed_row > steps.parsed_before
-        """
-    )
+    """
 
 
 def _rejects_of_scan(con, source: Source, rejects_table: str, row_offset: int) -> None:
@@ -247,15 +245,18 @@ def _read_csv(con, source: Source, path: Path) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE parsed_{source.name} AS
-        SELECT {_text_columns(matched, positional.get)}, {record}::VARCHAR AS record
-        FROM read_csv({_literal(str(path))}, columns={cells}, header=true, auto_detect=false,
+        SELECT * FROM read_csv({_literal(str(path))}, columns={cells}, header=true, auto_detect=false,
                       delim=',', quote='"', escape='"', strict_mode=true,
                       store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan',
                       max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})
         """
     )
     _rejects_of_scan(con, source, rejects, row_offset=1)  # line 1 is the header
-    _number_rows(con, source, f"parsed_{source.name}", f"unparsed_{source.name}")
+    columns = f"{_text_columns(matched, positional.get)}, {record}::VARCHAR AS record"
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW raw_{source.name} AS "
+        + _numbered(f"parsed_{source.name}", f"unparsed_{source.name}", columns)
+    )
 
 
 def _read_jsonl(con, source: Source, path: Path) -> None:
@@ -272,19 +273,22 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
         """
     )
     _rejects_of_scan(con, source, rejects, row_offset=0)
-    _number_rows(con, source, f"lines_{source.name}", f"unparsed_{source.name}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE numbered_{source.name} AS "
+        + _numbered(f"lines_{source.name}", f"unparsed_{source.name}", "line")
+    )
     # Blank lines are skipped; lines that are not JSON objects are rejected rows.
     con.execute(
         f"""
         INSERT INTO unparsed_{source.name}
         SELECT source_row, 'line is not a JSON object', to_json(line)
-        FROM raw_{source.name}
+        FROM numbered_{source.name}
         WHERE trim(line) <> '' AND NOT {_IS_JSON_OBJECT}
         """
     )
     con.execute(
         f"""
-        DELETE FROM raw_{source.name}
+        DELETE FROM numbered_{source.name}
         WHERE line IS NULL OR trim(line) = '' OR NOT {_IS_JSON_OBJECT}
         """
     )
@@ -294,7 +298,7 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
             f"count(*) FILTER (WHERE json_exists(line, {_literal('$.' + _quote(c.name))}))"
             for c in source.columns
         )
-        + f", count(*) FROM raw_{source.name}"
+        + f", count(*) FROM numbered_{source.name}"
     ).fetchone()
     rows = present_counts[-1]
     present = [c.name for c, n in zip(source.columns, present_counts) if n > 0 or rows == 0]
@@ -309,9 +313,9 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
 
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE raw_{source.name} AS
+        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
         SELECT source_row, {_text_columns(matched, field)}, line AS record
-        FROM raw_{source.name}
+        FROM numbered_{source.name}
         """
     )
 
@@ -332,7 +336,7 @@ def _read_parquet(con, source: Source, path: Path) -> None:
     record = "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in present) + "))"
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE raw_{source.name} AS
+        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
         SELECT file_row_number + 1 AS source_row, {_text_columns(matched, cell)}, {record}::VARCHAR AS record
         FROM read_parquet({_literal(str(path))}, file_row_number=true)
         """

@@ -137,7 +137,7 @@ def _column_reasons(col: Column) -> list[str]:
 
 
 def validation_sql(source: Source) -> str:
-    """The query over ``raw_<source>`` that types every row and gives each bad row its reason."""
+    """The query over ``raw_<source>`` that types every row and gives it the rules it breaks."""
     text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
     typed_cols = ", ".join(f"{_typed(c)} AS {_quote(c.name)}" for c in source.columns)
     column_reasons = ", ".join(r for c in source.columns for r in _column_reasons(c))
@@ -147,33 +147,42 @@ def validation_sql(source: Source) -> str:
     ]
     row_reasons = f"concat_ws('; ', {', '.join(row_rules)})" if row_rules else "''"
     names = ", ".join(_quote(c.name) for c in source.columns)
-    key = _quote(source.key)
     return f"""
     WITH texts AS (
-        SELECT source_row, record, {text_cols} FROM raw_{source.name}
+        SELECT source_row, {text_cols} FROM raw_{source.name}
     ), typed AS (
         SELECT *, {typed_cols} FROM texts
     ), checked AS (
-        SELECT source_row, record, {names}, concat_ws('; ', {column_reasons}) AS column_reasons FROM typed
-    ), ruled AS (
-        SELECT * EXCLUDE (column_reasons),
-               CASE WHEN column_reasons = '' THEN {row_reasons} ELSE column_reasons END AS rule_reasons
-        FROM checked
-    ), keyed AS (
-        SELECT *,
-               count(*) OVER copies AS copy_count,
-               min(hash({names}, rule_reasons)) OVER copies = max(hash({names}, rule_reasons)) OVER copies
-                   AS copies_identical,
-               row_number() OVER (copies ORDER BY source_row) AS copy_number
-        FROM ruled
-        WINDOW copies AS (PARTITION BY {key})
+        SELECT source_row, {names}, concat_ws('; ', {column_reasons}) AS column_reasons FROM typed
     )
-    SELECT source_row, record, {names},
-           CASE WHEN {key} IS NOT NULL AND copy_count > 1 AND NOT copies_identical THEN '{CONFLICTING_DUPLICATE}'
-                WHEN {key} IS NOT NULL AND copy_count > 1 AND copy_number > 1 THEN '{DUPLICATE}'
-                ELSE nullif(rule_reasons, '')
+    SELECT source_row, {names},
+           CASE WHEN column_reasons = '' THEN {row_reasons} ELSE column_reasons END AS rule_reasons
+    FROM checked
+    """
+
+
+def duplicates_sql(source: Source, checked: str) -> str:
+    """Keys held by several rows: the first of them, and whether all copies are identical."""
+    names = ", ".join(_quote(c.name) for c in source.columns)
+    key = _quote(source.key)
+    return f"""
+    SELECT {key}, min(source_row) AS first_row,
+           min(hash({names}, rule_reasons)) = max(hash({names}, rule_reasons)) AS identical
+    FROM {checked} WHERE {key} IS NOT NULL
+    GROUP BY {key} HAVING count(*) > 1
+    """
+
+
+def verdicts_sql(source: Source, checked: str, duplicates: str) -> str:
+    """Every checked row with its final reason: NULL to stage it, else why it is quarantined."""
+    key = _quote(source.key)
+    return f"""
+    SELECT c.*,
+           CASE WHEN d.identical = false THEN '{CONFLICTING_DUPLICATE}'
+                WHEN c.source_row > d.first_row THEN '{DUPLICATE}'
+                ELSE nullif(c.rule_reasons, '')
            END AS reason
-    FROM keyed
+    FROM {checked} c LEFT JOIN {duplicates} d ON c.{key} = d.{key}
     """
 
 
@@ -213,21 +222,26 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     if (previous := _previous_load(con, source, path, fingerprint)) is not None:
         return previous
     read_raw(con, source, path)
-    checked = f"checked_{source.name}"
+    checked, duplicates, verdicts = (f"{t}_{source.name}" for t in ("checked", "duplicates", "verdicts"))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
-    (parsed_rows,) = con.execute(f"SELECT count(*) FROM raw_{source.name}").fetchone()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates} AS {duplicates_sql(source, checked)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {verdicts} AS {verdicts_sql(source, checked, duplicates)}")
+    (parsed_rows,) = con.execute(f"SELECT count(*) FROM {checked}").fetchone()
     (unparsed_rows,) = con.execute(f"SELECT count(*) FROM unparsed_{source.name}").fetchone()
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE rejected_{source.name} AS
+        SELECT v.source_row, v.{_quote(source.key)} AS record_key, v.reason, r.record
+        FROM (SELECT * FROM {verdicts} WHERE reason IS NOT NULL) v
+        JOIN (SELECT source_row, record FROM raw_{source.name}
+              WHERE source_row IN (SELECT source_row FROM {verdicts} WHERE reason IS NOT NULL)) r
+        USING (source_row)
+        UNION ALL
+        SELECT source_row, NULL, reason, record FROM unparsed_{source.name}
+        """
+    )
     reasons = Counter(
-        dict(
-            con.execute(
-                f"""
-                SELECT reason, count(*) FROM (
-                    SELECT reason FROM {checked} WHERE reason IS NOT NULL
-                    UNION ALL SELECT reason FROM unparsed_{source.name})
-                GROUP BY reason
-                """
-            ).fetchall()
-        )
+        dict(con.execute(f"SELECT reason, count(*) FROM rejected_{source.name} GROUP BY reason").fetchall())
     )
     names = ", ".join(_quote(c.name) for c in source.columns)
     con.execute("BEGIN TRANSACTION")
@@ -237,20 +251,12 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
         con.execute(QUARANTINE_DDL)
         con.execute(staging_ddl(source))
         con.execute(
-            f"INSERT INTO {source.staging_table} ({names}) "
-            f"SELECT {names} FROM {checked} WHERE reason IS NULL ORDER BY source_row"
+            f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {verdicts} WHERE reason IS NULL"
         )
         con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
         con.execute(
-            f"""
-            INSERT INTO {QUARANTINE_TABLE}
-            SELECT ?, source_row, record_key, reason, record FROM (
-                SELECT source_row, {_quote(source.key)} AS record_key, reason, record
-                FROM {checked} WHERE reason IS NOT NULL
-                UNION ALL
-                SELECT source_row, NULL, reason, record FROM unparsed_{source.name})
-            ORDER BY source_row
-            """,
+            f"INSERT INTO {QUARANTINE_TABLE} "
+            f"SELECT ?, source_row, record_key, reason, record FROM rejected_{source.name} ORDER BY source_row",
             [source.name],
         )
         (staged,) = con.execute(f"SELECT count(*) FROM {source.staging_table}").fetchone()
@@ -271,6 +277,8 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
         con.execute("ROLLBACK")
         raise
     finally:
-        for table in ("raw", "unparsed", "parsed", "lines", "checked"):
+        for view in ("verdicts", "raw"):
+            con.execute(f"DROP VIEW IF EXISTS {view}_{source.name}")
+        for table in ("rejected", "duplicates", "checked", "unparsed", "parsed", "lines", "numbered"):
             con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
     return StagingResult(source.name, path, input_rows, staged, quarantined, reasons)

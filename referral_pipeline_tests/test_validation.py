@@ -125,7 +125,7 @@ def test_ragged_rows_and_bad_bytes_are_rows_not_fatal(con, tmp_path):
     write_bytes(tmp_path, "crm/opportunities.csv", content)
     result = stage(con, tmp_path, "opportunities")
     assert (result.input_rows, result.staged_rows, result.quarantined_rows) == (6, 3, 3)
-    staged = con.execute("SELECT opportunity_id FROM staging.opportunities").fetchall()
+    staged = con.execute("SELECT opportunity_id FROM staging.opportunities ORDER BY 1").fetchall()
     assert staged == [("O1",), ("O3\nstill O3",), ("O6",)]
     rejects = quarantine(con, "opportunities")
     assert [(row, reason.split(":")[0]) for row, _, reason in rejects] == [
@@ -200,7 +200,7 @@ def test_dates_are_strict_and_timestamps_follow_iso_8601(con, tmp_path):
     ]
     write_bytes(tmp_path, "crm/accounts.csv", ("\n".join([header, *lines]) + "\n").encode())
     stage(con, tmp_path, "accounts")
-    assert [r[0] for r in con.execute("SELECT account_id FROM staging.accounts").fetchall()] == ["A1", "A4"]
+    assert [r[0] for r in con.execute("SELECT account_id FROM staging.accounts ORDER BY 1").fetchall()] == ["A1", "A4"]
     assert [r[2] for r in quarantine(con, "accounts")] == [
         "customer_since: '31/01/2024' is not a valid date (YYYY-MM-DD)",
         "churned_on: before customer_since",
@@ -212,7 +212,7 @@ def test_nps_score_must_be_an_integer_from_0_to_10(con, tmp_path):
     lines = ["R1,A1,10,2025-01-01", "R2,A1,11,2025-01-01", "R3,A1,7.5,2025-01-01", "R4,A1,0,2025-01-01"]
     write_bytes(tmp_path, "nps/responses.csv", ("\n".join([header, *lines]) + "\n").encode())
     stage(con, tmp_path, "nps_responses")
-    assert con.execute("SELECT response_id, score FROM staging.nps_responses").fetchall() == [
+    assert con.execute("SELECT response_id, score FROM staging.nps_responses ORDER BY 1").fetchall() == [
         ("R1", 10), ("R4", 0)
     ]
     assert [r[2] for r in quarantine(con, "nps_responses")] == [
