@@ -44,13 +44,11 @@ QUARTERLY_ASSETS = AssetSelection.groups("intermediate", "kpi")
 refresh_job = define_asset_job(
     "refresh_kpis",
     selection=AssetSelection.groups("staging") | QUARTERLY_ASSETS,
-    partitions_def=quarterly_partitions,
     description="Stage every source, then recompute the quarters' signals and KPIs.",
 )
 recompute_quarter_job = define_asset_job(
     "recompute_changed_quarter",
     selection=QUARTERLY_ASSETS,
-    partitions_def=quarterly_partitions,
     description="Recompute one quarter of the assets whose inputs changed since they last ran.",
 )
 observe_sources_job = define_asset_job(

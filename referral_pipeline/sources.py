@@ -53,6 +53,7 @@ class Source:
     """A source of the contract: where its file lives and the model that validates it."""
 
     name: str  # the staging table's name
+    title: str  # what a person calls it
     path_stem: str  # relative to the data folder, without extension
     text_format: str  # "csv" or "jsonl"; Parquet of the same stem is the alternative
     model: type[pa.DataFrameModel]
@@ -125,12 +126,12 @@ def _column(name: str, col: pa.Column) -> Column:
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("accounts", "crm/accounts", "csv", schemas.Accounts),
-    Source("partners", "crm/partners", "csv", schemas.Partners),
-    Source("opportunities", "crm/opportunities", "csv", schemas.Opportunities),
-    Source("warm_intro_asks", "crm/warm_intro_asks", "csv", schemas.WarmIntroAsks),
-    Source("nps_responses", "nps/responses", "csv", schemas.NpsResponses),
-    Source("qbr_notes", "qbr/notes", "jsonl", schemas.QbrNotes),
+    Source("accounts", "CRM accounts", "crm/accounts", "csv", schemas.Accounts),
+    Source("partners", "CRM partners", "crm/partners", "csv", schemas.Partners),
+    Source("opportunities", "CRM opportunities", "crm/opportunities", "csv", schemas.Opportunities),
+    Source("warm_intro_asks", "CRM warm-intro asks", "crm/warm_intro_asks", "csv", schemas.WarmIntroAsks),
+    Source("nps_responses", "NPS responses", "nps/responses", "csv", schemas.NpsResponses),
+    Source("qbr_notes", "QBR notes", "qbr/notes", "jsonl", schemas.QbrNotes),
 )
 SOURCES_BY_NAME = {source.name: source for source in SOURCES}
 

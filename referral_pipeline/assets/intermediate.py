@@ -3,7 +3,15 @@
 from collections import Counter
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
 from referral_pipeline.fingerprints import (
@@ -48,6 +56,7 @@ SIGNALS_SQL = f"""
     ORDER BY quarter, qbr_id
 """
 _EVIDENCE_SAMPLE = 10
+ONE_ROW_PER_QBR = "one_row_per_qbr"
 
 
 @asset(
@@ -62,6 +71,13 @@ _EVIDENCE_SAMPLE = 10
         "or both (`signal_source`), and the sentence or tag that shows it (`evidence`)."
     ),
     metadata={"dagster/table_name": SIGNALS_TABLE},
+    check_specs=[
+        AssetCheckSpec(
+            ONE_ROW_PER_QBR,
+            asset=["intermediate", SIGNALS],
+            description="Exactly one row per QBR held in each quarter written.",
+        )
+    ],
     backfill_policy=BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
 )
@@ -90,6 +106,10 @@ def qbr_referral_signals(
                 f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) GROUP BY ALL ORDER BY 1"
             ).fetchall()
         )
+        (qbrs, distinct) = con.execute(
+            f"SELECT (SELECT count(*) FROM ({_QBRS_IN_RUN})), (SELECT count(DISTINCT qbr_id) FROM "
+            f"{SIGNALS_TABLE} WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}))"
+        ).fetchone()
         fingerprints = quarter_fingerprints(con, SIGNALS, kpi_config)
         sample = con.execute(
             f"SELECT quarter, qbr_id, signal_source, evidence FROM {SIGNALS_TABLE} "
@@ -105,5 +125,12 @@ def qbr_referral_signals(
             "quarters": ", ".join(quarters),
             "qbrs_by_signal_source": MetadataValue.json(by_source),
             "evidence_sample": MetadataValue.md(sample.to_markdown(index=False)),
-        }
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name=ONE_ROW_PER_QBR,
+                passed=written == qbrs == distinct,
+                metadata={"rows": written, "qbrs_held": qbrs, "distinct_qbr_ids": distinct},
+            )
+        ],
     )

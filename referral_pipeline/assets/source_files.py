@@ -55,7 +55,7 @@ source_file_specs = [
         group_name="sources",
         kinds={"csv" if source.text_format == "csv" else "json", "file"},
         description=(
-            f"The {source.name.replace('_', ' ')} export: `{source.path_stem}.{source.text_format}` "
+            f"The {source.title} export: `{source.path_stem}.{source.text_format}` "
             f"(or `.parquet`) in the source folder. {source.model.__doc__}"
         ),
         metadata={"path": f"{source.path_stem}.{source.text_format}"},
