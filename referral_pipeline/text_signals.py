@@ -40,6 +40,8 @@ class ReferralVocabulary:
     negation_after: re.Pattern[str]
     double_negation: re.Pattern[str]
     hedge: re.Pattern[str]
+    noun: re.Pattern[str]
+    commitment: re.Pattern[str]
     question_opener: re.Pattern[str]
     affirmative: re.Pattern[str]
     clause: re.Pattern[str]
@@ -88,21 +90,29 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
     for name, value in data["macros"].items():
         macros[name] = expand(value)
 
-    def compile_(pattern: str | list[str]) -> re.Pattern[str]:
+    def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
         parts = [pattern] if isinstance(pattern, str) else pattern
-        return re.compile("|".join(f"(?:{expand(part)})" for part in parts))
+        alternation = "|".join(f"(?:{expand(part)})" for part in parts)
+        return re.compile(f"{guard}(?:{alternation})" if guard else alternation)
+
+    # Trigger and blocker patterns all start with `\b`: checking one word
+    # boundary (followed by a word character or an apostrophe) before trying
+    # dozens of alternatives keeps `finditer` over a region cheap.
+    word_guard = r"\b(?=[\w'’`])"
 
     blockers = data["blockers"]
     limits = data["limits"]
     return ReferralVocabulary(
         prefilter=re.compile(_trie_pattern(stem.lower() for stem in data["prefilter"]["stems"])),
-        trigger=compile_(data["triggers"]["patterns"]),
+        trigger=compile_(data["triggers"]["patterns"], word_guard),
         label_noun=compile_(data["triggers"]["label_nouns"]),
-        blocker=compile_([p for group in blockers.values() for p in group]),
+        blocker=compile_([p for group in blockers.values() for p in group], word_guard),
         negation_before=compile_(data["negation"]["before"]),
         negation_after=compile_(data["negation"]["after"]),
         double_negation=compile_(data["negation"]["double"]),
         hedge=compile_(data["hedge"]["cues"]),
+        noun=compile_(data["commitment"]["nouns"]),
+        commitment=compile_(data["commitment"]["cues"]),
         question_opener=compile_(data["questions"]["openers"]),
         affirmative=compile_(data["questions"]["affirmative"]),
         clause=compile_(data["boundaries"]["clause"]),
@@ -229,6 +239,13 @@ def _judge(
         return False, False
     if vocab.hedge.search(segment_before) or vocab.hedge.search(clause_after):
         return False, False
+    # A bare noun ("the referral program", "a case study") needs a commitment
+    # or a completed act in its segment ("agreed to a case study", "intro made").
+    noun = vocab.noun.match(notes, start, w_end)
+    if noun and noun.end() == end:
+        segment = segment_before + trigger + _before_first(vocab.segment, after)
+        if not vocab.commitment.search(segment):
+            return False, False
     return True, False
 
 

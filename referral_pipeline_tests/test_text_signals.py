@@ -172,3 +172,67 @@ def test_eval_set_meets_targets():
     assert overall.support >= 300
     assert overall.precision >= 0.95, overall
     assert overall.recall >= 0.90, overall
+
+
+# Regression cases for the generalisation fixes (notes written by a second writer,
+# bench/qbr_signal_eval/notes.jsonl qbr-339 onwards).
+GENERALISATION_SIGNALS = [
+    # a noun trigger with a commitment or completed act
+    "Reference call w/ Initech prospect done on Tues, went well per our AE.",
+    "They've referred three practices to us since January.",
+    "Jenna is open to peer calls with other CS leaders evaluating us.",
+    # joining / using the referral programme
+    "Submitted two leads through our referral programme this quarter.",
+    # no classic trigger word
+    'Champion\'s words: "If anyone asks, I\'m sending them your way."',
+    "Jo said she'd put us in front of the regional directors at the next leadership offsite.",
+    "Mentioned that she'd already passed our details to two other heads of finance in her network.",
+    # public advocacy
+    "Agreed to speak at our customer webinar in June about their onboarding results.",
+    "Left us a 5-star review on G2 after the QBR.",
+    "Will give a quote for the press release.",
+    # typos, British usage, other languages
+    "happy to refere us to the other depts once budgets reset",
+    "Khalid confirmed he's happy for us to use him as a referee for the council tender.",
+    "Ils nous ont déjà présenté à deux autres hôpitaux de la région.",
+    # "go-live" is not a label separator nor a "live" answer
+    "Will be a reference customer after go-live in September.",
+    "Raj is setting up an intro between our AE and the ops team at Fabrikam Logistics.",
+]
+
+GENERALISATION_NON_SIGNALS = [
+    # a bare mention is not an offer
+    "The referral program was mentioned but they showed no interest.",
+    "Introductions to their sister company are a no-go for now.",
+    "Goal for next QBR: secure an intro to their parent company.",
+    "Should push for a case study after go-live.",
+    # programme, fees, traffic
+    "Asked about referral fees for partners — sent them the partner terms.",
+    "Referral traffic from their partner sites grew 12% using our tracking.",
+    # case studies we published
+    "Sent them our Globex case study as inspiration for the rollout.",
+    "Mentioned the case study we published on Fabrikam; they'd read it.",
+    # wider negations and hedges
+    "Policy at their bank forbids them from acting as a reference for any vendor.",
+    "Dana has stopped recommending us since the March outage.",
+    "Their CISO vetoed any public reference or case study.",
+    "Said a referral isn't out of the question.",
+    "He'll mull over the reference request and get back to me.",
+    # CSM opinion, third parties, other senses
+    "They'd make a brilliant case study if we can get legal on side.",
+    "Their parent company wants to recommend us to other subsidiaries.",
+    "Their implementation partner said they'd happily refer us to other clients.",
+    "They happily referred their support team to our knowledge base.",
+    "Introduced our new CSM, Priya, who takes over in March.",
+    "Attended our webinar on the new API, asked good questions.",
+]
+
+
+@pytest.mark.parametrize("text", GENERALISATION_SIGNALS)
+def test_generalisation_signals(text):
+    assert find_referral_evidence(text) is not None
+
+
+@pytest.mark.parametrize("text", GENERALISATION_NON_SIGNALS)
+def test_generalisation_non_signals(text):
+    assert find_referral_evidence(text) is None
