@@ -11,7 +11,7 @@ import json
 import duckdb
 from dagster import DataVersion
 
-from referral_pipeline.kpis import KPIS, kpi_inputs_sql, kpi_parameters
+from referral_pipeline.kpis import KPIS, kpi_inputs_sql, kpi_parameters, prepare_inputs
 from referral_pipeline.resources import KpiConfig
 from referral_pipeline.text_signals import DEFAULT_VOCABULARY_PATH
 
@@ -31,18 +31,25 @@ def _digest(*parts: object) -> str:
     return hashlib.blake2b(json.dumps(parts, default=str).encode(), digest_size=12).hexdigest()
 
 
-def quarter_fingerprints(con: duckdb.DuckDBPyConnection, asset_name: str, config: KpiConfig) -> dict[str, str]:
-    """{partition key: fingerprint} over the quarters in ``run_quarters``, for one asset."""
+def quarter_fingerprints(
+    con: duckdb.DuckDBPyConnection, asset_name: str, config: KpiConfig, inputs_ready: bool = False
+) -> dict[str, str]:
+    """{partition key: fingerprint} over the quarters in ``run_quarters``, for one asset.
+
+    A KPI's inputs are computed first, unless ``inputs_ready`` says the caller just did.
+    """
     if asset_name == SIGNALS:
-        sql, parameters = _SIGNALS_INPUTS_SQL, {}
+        sql = _SIGNALS_INPUTS_SQL
         setting = (config.referral_tags, DEFAULT_VOCABULARY_PATH.read_text(encoding="utf-8"))
     else:
         kpi = next(k for k in KPIS if k.name == asset_name)
-        sql, parameters = kpi_inputs_sql(kpi), kpi_parameters(kpi, config)
-        setting = sorted(parameters.items())
+        parameters = kpi_parameters(kpi, config)
+        if not inputs_ready:
+            prepare_inputs(con, kpi, parameters)
+        sql, setting = kpi_inputs_sql(kpi), sorted(parameters.items())
     return {
         f"{starts_at:%Y-%m-%d}": _digest(rows, inputs_hash, setting)
-        for starts_at, rows, inputs_hash in con.execute(sql, parameters).fetchall()
+        for starts_at, rows, inputs_hash in con.execute(sql).fetchall()
     }
 
 

@@ -1,12 +1,16 @@
 """The three KPIs as DuckDB SQL over the staging tables, one row per quarter x dimension x segment.
 
-Each query reads the quarters of the run's window from the temporary table ``run_quarters``
-(quarter, starts_at, ends_at) and takes the KPI configuration as named parameters.
+Each KPI's inputs are first computed into temporary tables (``prepare_inputs``): its named
+queries, then ``population``, one row per member of its denominator. They read the quarters of the
+run from the temporary table ``run_quarters`` (quarter, starts_at, ends_at) and take the KPI
+configuration as named parameters. The KPI's rows and the fingerprints of its inputs read them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import duckdb
 
 from referral_pipeline.resources import KpiConfig
 
@@ -31,7 +35,7 @@ class Kpi:
     formula: str
     dimensions: tuple[str, ...]
     population_sql: str  # one row per denominator member: quarter, counted, the dimensions
-    ctes: str = ""  # named queries the population and the extra rows use
+    inputs_sql: tuple[tuple[str, str], ...] = ()  # named queries the population and extra rows use
     extra_rows: str = ""  # rows of dimensions whose denominator is not their segment's population
     inputs: tuple[str, ...] = ("population",)  # the named queries whose rows are the KPI's inputs
 
@@ -50,13 +54,22 @@ def _segment_rows(population: str, dimensions: tuple[str, ...]) -> str:
     )
 
 
+def used_parameters(sql: str, parameters: dict) -> dict:
+    """The named parameters ``sql`` refers to (DuckDB refuses any others)."""
+    return {key: value for key, value in parameters.items() if f"${key}" in sql}
+
+
+def prepare_inputs(con: duckdb.DuckDBPyConnection, kpi: Kpi, parameters: dict) -> None:
+    """Compute the KPI's inputs for the quarters in ``run_quarters`` into temporary tables."""
+    for name, sql in (*kpi.inputs_sql, ("population", kpi.population_sql)):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", used_parameters(sql, parameters))
+
+
 def kpi_sql(kpi: Kpi) -> str:
     """The KPI's rows: the overall row for every quarter of the run (0/0 included), then segments."""
     segments = _segment_rows("population", kpi.dimensions)
     return f"""
-    WITH {kpi.ctes}
-    population AS ({kpi.population_sql}),
-    overall AS (
+    WITH overall AS (
         SELECT q.quarter, 'overall' AS dimension, 'all' AS segment,
                count(p.quarter) FILTER (WHERE p.counted) AS numerator, count(p.quarter) AS denominator
         FROM run_quarters q LEFT JOIN population p USING (quarter)
@@ -166,18 +179,17 @@ WARM_INTRO_OFFER_RATE = Kpi(
     formula="customers in scope asked for a warm introduction / customers in scope x 100",
     dimensions=("csm_owner", "lifecycle_stage", "nps_band", "account_tier"),
     population_sql="""
-        SELECT s.*, s.account_id IN (SELECT account_id FROM counted_asks a WHERE a.quarter = s.quarter)
-               AS counted
+        SELECT s.*, asked.account_id IS NOT NULL AS counted
         FROM in_scope s
+        LEFT JOIN (SELECT DISTINCT quarter, account_id FROM scoped_asks) asked
+            ON asked.quarter = s.quarter AND asked.account_id = s.account_id
     """,
-    ctes=f"""
-        in_scope AS ({_WARM_INTRO_SCOPE}),
-        counted_asks AS ({_COUNTED_ASKS}),
-        scoped_asks AS (
-            SELECT a.* FROM counted_asks a SEMI JOIN in_scope s USING (quarter, account_id)
-        ),
-        scope_size AS (SELECT quarter, count(*) AS denominator FROM in_scope GROUP BY quarter),
-    """,
+    inputs_sql=(
+        ("in_scope", _WARM_INTRO_SCOPE),
+        ("counted_asks", _COUNTED_ASKS),
+        ("scoped_asks", "SELECT a.* FROM counted_asks a SEMI JOIN in_scope s USING (quarter, account_id)"),
+        ("scope_size", "SELECT quarter, count(*) AS denominator FROM in_scope GROUP BY quarter"),
+    ),
     extra_rows=_WARM_INTRO_ASK_ROWS,
     inputs=("population", "scoped_asks"),
 )
@@ -211,9 +223,7 @@ def kpi_inputs_sql(kpi: Kpi) -> str:
     """Per quarter of ``run_quarters``: how many input rows the KPI has, and a hash of them."""
     inputs = "\nUNION ALL\n".join(f"SELECT quarter, hash({name}) AS row_hash FROM {name}" for name in kpi.inputs)
     return f"""
-    WITH {kpi.ctes}
-    population AS ({kpi.population_sql}),
-    inputs AS ({inputs})
+    WITH inputs AS ({inputs})
     SELECT q.starts_at, count(i.row_hash) AS input_rows, coalesce(sum(i.row_hash::HUGEINT), 0) AS inputs_hash
     FROM run_quarters q LEFT JOIN inputs i USING (quarter)
     GROUP BY q.starts_at
@@ -221,7 +231,7 @@ def kpi_inputs_sql(kpi: Kpi) -> str:
 
 
 def kpi_parameters(kpi: Kpi, config: KpiConfig) -> dict:
-    """The named parameters ``kpi_sql(kpi)`` uses, from the run's configuration."""
+    """The named parameters the KPI's queries use, from the run's configuration."""
     every = {
         "strategic_customer_tiers": config.strategic_customer_tiers,
         "strategic_partner_tiers": config.strategic_partner_tiers,
@@ -229,5 +239,5 @@ def kpi_parameters(kpi: Kpi, config: KpiConfig) -> dict:
         "warm_intro_scope": config.warm_intro_scope,
         "counted_triggers": config.counted_triggers,
     }
-    sql = kpi_sql(kpi)
+    sql = " ".join([kpi.population_sql, kpi.extra_rows, *(q for _, q in kpi.inputs_sql)])
     return {name: value for name, value in every.items() if f"${name}" in sql}

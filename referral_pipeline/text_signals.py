@@ -15,10 +15,12 @@ the cost is linear in the note length.
 from __future__ import annotations
 
 import bisect
+import multiprocessing
 import os
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,3 +310,19 @@ def detect_referral_evidence(
         lower = _lower(note) if note else ""
         results.append(_evidence(note, lower, vocab) if lower and prefilter(lower) else None)
     return results
+
+
+# Below this many notes, starting worker processes costs more than it saves.
+PARALLEL_MIN_NOTES = 50_000
+
+
+def detect_referral_evidence_parallel(notes: list[str | None], workers: int | None = None) -> list[str | None]:
+    """`detect_referral_evidence` with the default vocabulary, spread over worker processes."""
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or len(notes) < PARALLEL_MIN_NOTES:
+        return detect_referral_evidence(notes)
+    size = -(-len(notes) // workers)
+    chunks = [notes[start : start + size] for start in range(0, len(notes), size)]
+    context = multiprocessing.get_context("spawn")  # the caller may hold threads: never fork
+    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
+        return [evidence for chunk in pool.map(detect_referral_evidence, chunks) for evidence in chunk]

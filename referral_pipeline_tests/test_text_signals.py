@@ -3,8 +3,10 @@
 import pytest
 
 from referral_pipeline.text_signals import (
+    PARALLEL_MIN_NOTES,
     ReferralVocabulary,
     detect_referral_evidence,
+    detect_referral_evidence_parallel,
     find_referral_evidence,
     load_vocabulary,
 )
@@ -236,3 +238,11 @@ def test_generalisation_signals(text):
 @pytest.mark.parametrize("text", GENERALISATION_NON_SIGNALS)
 def test_generalisation_non_signals(text):
     assert find_referral_evidence(text) is None
+
+
+def test_parallel_detection_gives_the_same_evidence_in_the_same_order():
+    notes = ["Happy to refer us once the rollout is done.", "Not ready to refer.", None, ""] * (
+        PARALLEL_MIN_NOTES // 4 + 1
+    )
+    notes[-5] = "They already introduced us to their CFO."
+    assert detect_referral_evidence_parallel(notes, workers=2) == detect_referral_evidence(notes)

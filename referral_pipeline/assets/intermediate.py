@@ -23,7 +23,7 @@ from referral_pipeline.fingerprints import (
 from referral_pipeline.partitions import quarterly_partitions
 from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
-from referral_pipeline.text_signals import detect_referral_evidence
+from referral_pipeline.text_signals import detect_referral_evidence_parallel
 
 SIGNALS_TABLE = "intermediate.qbr_referral_signals"
 SIGNALS_DDL = """
@@ -92,7 +92,7 @@ def qbr_referral_signals(
             {
                 "qbr_id": notes["qbr_id"],
                 "text_evidence": pa.array(
-                    detect_referral_evidence(notes["notes"].to_pylist()), pa.string()
+                    detect_referral_evidence_parallel(notes["notes"].to_pylist()), pa.string()
                 ),
             }
         )

@@ -32,6 +32,8 @@ from referral_pipeline.kpis import (
     Kpi,
     kpi_parameters,
     kpi_sql,
+    prepare_inputs,
+    used_parameters,
 )
 from referral_pipeline.partitions import quarterly_partitions
 from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
@@ -114,8 +116,11 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
     def _kpi(context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse):
         with warehouse.connect() as con:
             quarters = load_run_quarters(con, context.partition_time_window)
+            parameters = kpi_parameters(kpi, kpi_config)
+            prepare_inputs(con, kpi, parameters)
+            rows_sql = kpi_sql(kpi)
             written = replace_quarters(
-                con, kpi.table, KPI_COLUMNS_DDL, kpi_sql(kpi), kpi_parameters(kpi, kpi_config)
+                con, kpi.table, KPI_COLUMNS_DDL, rows_sql, used_parameters(rows_sql, parameters)
             )
             overall = con.execute(
                 f"SELECT quarter, numerator, denominator, rate_pct FROM {kpi.table} "
@@ -123,7 +128,7 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
                 "ORDER BY quarter"
             ).df()
             checks = _invariant_checks(con, kpi)
-            fingerprints = quarter_fingerprints(con, kpi.name, kpi_config)
+            fingerprints = quarter_fingerprints(con, kpi.name, kpi_config, inputs_ready=True)
         context.log.info(f"{kpi.table}: {written} rows for {len(quarters)} quarter(s)")
         return MaterializeResult(
             data_version=single_quarter_version(fingerprints),
