@@ -9,7 +9,7 @@ import hashlib
 import json
 
 import duckdb
-from dagster import DataVersion
+from dagster import DataVersion, MetadataValue
 
 from referral_pipeline.kpis import KPIS, kpi_inputs_sql, kpi_parameters, prepare_inputs
 from referral_pipeline.resources import KpiConfig
@@ -56,3 +56,12 @@ def quarter_fingerprints(
 def single_quarter_version(fingerprints: dict[str, str]) -> DataVersion | None:
     """A run of one quarter records its fingerprint as the partition's data version."""
     return DataVersion(next(iter(fingerprints.values()))) if len(fingerprints) == 1 else None
+
+
+def quarterly_metadata(fingerprints: dict[str, str], rows: int, quarters: list[str]) -> dict:
+    """What every materialisation of a quarterly asset records: its rows, quarters and fingerprints."""
+    return {
+        FINGERPRINTS_METADATA: MetadataValue.json(fingerprints),
+        "dagster/row_count": rows,
+        "quarters": ", ".join(quarters),
+    }

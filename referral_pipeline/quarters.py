@@ -8,6 +8,7 @@ from dagster import TimeWindow
 from referral_pipeline.partitions import quarters_sql
 
 RUN_QUARTERS = "run_quarters"
+IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of the run's quarters
 
 
 def load_run_quarters(con: duckdb.DuckDBPyConnection, window: TimeWindow) -> list[str]:
@@ -30,10 +31,10 @@ def replace_quarters(
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_ddl})")
-        con.execute(f"DELETE FROM {table} WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS})")
+        con.execute(f"DELETE FROM {table} WHERE {IN_RUN}")
         con.execute(f"INSERT INTO {table} {select_sql}", parameters)
         (written,) = con.execute(
-            f"SELECT count(*) FROM {table} WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS})"
+            f"SELECT count(*) FROM {table} WHERE {IN_RUN}"
         ).fetchone()
         con.execute("COMMIT")
     except BaseException:

@@ -119,6 +119,10 @@ class Warehouse(ConfigurableResource):
     """
 
     path: str | None = Field(default=None, description=f"DuckDB file; default ${WAREHOUSE_ENV}.")
+    memory_limit: str = Field(
+        default="4GB",
+        description="DuckDB's memory limit; larger work spills to <file>.tmp next to the warehouse.",
+    )
 
     def resolve(self) -> Path:
         return Path(
@@ -135,6 +139,7 @@ class Warehouse(ConfigurableResource):
                 con = duckdb.connect(str(database))
                 try:
                     con.execute("SET TimeZone = 'UTC'")
+                    con.execute("SET memory_limit = ?", [self.memory_limit])
                     yield con
                 finally:
                     con.close()

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import re
 import tomllib
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -316,13 +317,24 @@ def detect_referral_evidence(
 PARALLEL_MIN_NOTES = 50_000
 
 
-def detect_referral_evidence_parallel(notes: list[str | None], workers: int | None = None) -> list[str | None]:
-    """`detect_referral_evidence` with the default vocabulary, spread over worker processes."""
+def detect_referral_evidence_in_batches(
+    batches: Iterable[list[str | None]], total: int, workers: int | None = None
+) -> Iterator[list[str | None]]:
+    """`detect_referral_evidence` with the default vocabulary for each batch of notes, in order.
+
+    With ``total`` notes or more than PARALLEL_MIN_NOTES, the batches are spread over worker
+    processes, a few at a time, so memory stays bounded by the batches in flight.
+    """
     workers = workers or os.cpu_count() or 1
-    if workers < 2 or len(notes) < PARALLEL_MIN_NOTES:
-        return detect_referral_evidence(notes)
-    size = -(-len(notes) // workers)
-    chunks = [notes[start : start + size] for start in range(0, len(notes), size)]
+    if workers < 2 or total < PARALLEL_MIN_NOTES:
+        yield from (detect_referral_evidence(batch) for batch in batches)
+        return
     context = multiprocessing.get_context("spawn")  # the caller may hold threads: never fork
-    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=context) as pool:
-        return [evidence for chunk in pool.map(detect_referral_evidence, chunks) for evidence in chunk]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight: deque = deque()
+        for batch in batches:
+            in_flight.append(pool.submit(detect_referral_evidence, batch))
+            if len(in_flight) > 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()

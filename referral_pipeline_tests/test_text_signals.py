@@ -6,7 +6,7 @@ from referral_pipeline.text_signals import (
     PARALLEL_MIN_NOTES,
     ReferralVocabulary,
     detect_referral_evidence,
-    detect_referral_evidence_parallel,
+    detect_referral_evidence_in_batches,
     find_referral_evidence,
     load_vocabulary,
 )
@@ -240,9 +240,11 @@ def test_generalisation_non_signals(text):
     assert find_referral_evidence(text) is None
 
 
-def test_parallel_detection_gives_the_same_evidence_in_the_same_order():
+def test_batches_over_worker_processes_give_the_same_evidence_in_order():
     notes = ["Happy to refer us once the rollout is done.", "Not ready to refer.", None, ""] * (
         PARALLEL_MIN_NOTES // 4 + 1
     )
     notes[-5] = "They already introduced us to their CFO."
-    assert detect_referral_evidence_parallel(notes, workers=2) == detect_referral_evidence(notes)
+    batches = [notes[start : start + 7_000] for start in range(0, len(notes), 7_000)]
+    evidence = detect_referral_evidence_in_batches(batches, total=len(notes), workers=2)
+    assert [e for batch in evidence for e in batch] == detect_referral_evidence(notes)

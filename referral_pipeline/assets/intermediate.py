@@ -15,15 +15,15 @@ from dagster import (
 
 from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
 from referral_pipeline.fingerprints import (
-    FINGERPRINTS_METADATA,
     SIGNALS,
     quarter_fingerprints,
+    quarterly_metadata,
     single_quarter_version,
 )
 from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
-from referral_pipeline.text_signals import detect_referral_evidence_parallel
+from referral_pipeline.text_signals import detect_referral_evidence_in_batches
 
 SIGNALS_TABLE = "intermediate.qbr_referral_signals"
 SIGNALS_DDL = """
@@ -56,6 +56,8 @@ SIGNALS_SQL = f"""
     ORDER BY quarter, qbr_id
 """
 _EVIDENCE_SAMPLE = 10
+_NOTES_BATCH = 20_000
+_TEXT_SIGNALS = pa.schema([("qbr_id", pa.string()), ("text_evidence", pa.string())])
 ONE_ROW_PER_QBR = "one_row_per_qbr"
 
 
@@ -86,15 +88,19 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = load_run_quarters(con, context.partition_time_window)
-        notes = con.sql(f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL").to_arrow_table()
-        context.log.info(f"Reading the notes of {notes.num_rows} QBRs held in {quarters[0]}..{quarters[-1]}")
-        text_signals = pa.table(
-            {
-                "qbr_id": notes["qbr_id"],
-                "text_evidence": pa.array(
-                    detect_referral_evidence_parallel(notes["notes"].to_pylist()), pa.string()
-                ),
-            }
+        with_notes = f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL"
+        [(total,)] = con.execute(f"SELECT count(*) FROM ({with_notes})").fetchall()
+        context.log.info(f"Reading the notes of {total} QBRs held in {quarters[0]}..{quarters[-1]}")
+        batches = list(con.sql(with_notes).to_arrow_reader(_NOTES_BATCH))
+        evidence = detect_referral_evidence_in_batches(
+            (batch["notes"].to_pylist() for batch in batches), total
+        )
+        text_signals = pa.Table.from_batches(
+            [
+                pa.record_batch([batch["qbr_id"], pa.array(found, pa.string())], schema=_TEXT_SIGNALS)
+                for batch, found in zip(batches, evidence)
+            ],
+            schema=_TEXT_SIGNALS,
         )
         con.register("text_signals", text_signals)
         written = replace_quarters(
@@ -103,26 +109,24 @@ def qbr_referral_signals(
         by_source = dict(
             con.execute(
                 f"SELECT coalesce(signal_source, 'none'), count(*) FROM {SIGNALS_TABLE} "
-                f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) GROUP BY ALL ORDER BY 1"
+                f"WHERE {IN_RUN} GROUP BY ALL ORDER BY 1"
             ).fetchall()
         )
         (qbrs, distinct) = con.execute(
             f"SELECT (SELECT count(*) FROM ({_QBRS_IN_RUN})), (SELECT count(DISTINCT qbr_id) FROM "
-            f"{SIGNALS_TABLE} WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}))"
+            f"{SIGNALS_TABLE} WHERE {IN_RUN})"
         ).fetchone()
         fingerprints = quarter_fingerprints(con, SIGNALS, kpi_config)
         sample = con.execute(
             f"SELECT quarter, qbr_id, signal_source, evidence FROM {SIGNALS_TABLE} "
-            f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) AND signal_source LIKE '%text' "
+            f"WHERE {IN_RUN} AND signal_source LIKE '%text' "
             f"ORDER BY hash(qbr_id) LIMIT {_EVIDENCE_SAMPLE}"
         ).df()
     context.log.info(f"{SIGNALS_TABLE}: {written} QBRs, by signal source {by_source}")
     return MaterializeResult(
         data_version=single_quarter_version(fingerprints),
         metadata={
-            FINGERPRINTS_METADATA: MetadataValue.json(fingerprints),
-            "dagster/row_count": written,
-            "quarters": ", ".join(quarters),
+            **quarterly_metadata(fingerprints, written, quarters),
             "qbrs_by_signal_source": MetadataValue.json(by_source),
             "evidence_sample": MetadataValue.md(sample.to_markdown(index=False)),
         },

@@ -19,11 +19,7 @@ from dagster import (
 
 from referral_pipeline.assets.intermediate import qbr_referral_signals
 from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
-from referral_pipeline.fingerprints import (
-    FINGERPRINTS_METADATA,
-    quarter_fingerprints,
-    single_quarter_version,
-)
+from referral_pipeline.fingerprints import quarter_fingerprints, quarterly_metadata, single_quarter_version
 from referral_pipeline.kpis import (
     KPI_COLUMNS_DDL,
     QBR_REFERRAL_INTENT_RATE,
@@ -36,7 +32,7 @@ from referral_pipeline.kpis import (
     used_parameters,
 )
 from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.quarters import RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
 
 NUMERATOR_CHECK = "numerator_within_denominator"
@@ -57,14 +53,13 @@ KPI_SCHEMA = TableSchema(
 
 
 def _invariant_checks(con, kpi: Kpi) -> list[AssetCheckResult]:
-    in_run = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"
     (bad_ratio,) = con.execute(
-        f"SELECT count(*) FROM {kpi.table} WHERE {in_run} "
+        f"SELECT count(*) FROM {kpi.table} WHERE {IN_RUN} "
         "AND NOT (0 <= numerator AND numerator <= denominator)"
     ).fetchone()
     (repeated, missing_overall) = con.execute(
         f"""
-        SELECT (SELECT count(*) FROM (SELECT 1 FROM {kpi.table} WHERE {in_run}
+        SELECT (SELECT count(*) FROM (SELECT 1 FROM {kpi.table} WHERE {IN_RUN}
                                       GROUP BY quarter, dimension, segment HAVING count(*) > 1)),
                (SELECT count(*) FROM {RUN_QUARTERS} q WHERE NOT EXISTS (
                     SELECT 1 FROM {kpi.table} k
@@ -124,7 +119,7 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
             )
             overall = con.execute(
                 f"SELECT quarter, numerator, denominator, rate_pct FROM {kpi.table} "
-                f"WHERE quarter IN (SELECT quarter FROM {RUN_QUARTERS}) AND dimension = 'overall' "
+                f"WHERE {IN_RUN} AND dimension = 'overall' "
                 "ORDER BY quarter"
             ).df()
             checks = _invariant_checks(con, kpi)
@@ -133,9 +128,7 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
         return MaterializeResult(
             data_version=single_quarter_version(fingerprints),
             metadata={
-                FINGERPRINTS_METADATA: MetadataValue.json(fingerprints),
-                "dagster/row_count": written,
-                "quarters": ", ".join(quarters),
+                **quarterly_metadata(fingerprints, written, quarters),
                 "overall": MetadataValue.md(overall.to_markdown(index=False)),
             },
             check_results=checks,
