@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetCheckSeverity,
     AssetKey,
     AssetRecordsFilter,
     DagsterInstance,

@@ -11,18 +11,23 @@ import json
 import duckdb
 from dagster import DataVersion, MetadataValue
 
-from referral_pipeline.kpis import KPIS, kpi_inputs_sql, kpi_parameters, prepare_inputs
+from referral_pipeline.kpis import (
+    KPIS,
+    QBRS_IN_RUN,
+    kpi_inputs_sql,
+    kpi_parameters,
+    prepare_inputs,
+)
 from referral_pipeline.resources import KpiConfig
 from referral_pipeline.text_signals import DEFAULT_VOCABULARY_PATH
 
 FINGERPRINTS_METADATA = "input_fingerprints"
 SIGNALS = "qbr_referral_signals"
 
-_SIGNALS_INPUTS_SQL = """
+_SIGNALS_INPUTS_SQL = f"""
     SELECT q.starts_at, count(n.qbr_id) AS input_rows,
            coalesce(sum(hash(n.qbr_id, n.tags, n.notes)::HUGEINT), 0) AS inputs_hash
-    FROM run_quarters q
-    LEFT JOIN staging.qbr_notes n ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
+    FROM run_quarters q LEFT JOIN ({QBRS_IN_RUN}) n USING (quarter)
     GROUP BY q.starts_at
 """
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from referral_pipeline.partitions import in_quarter_sql
 from referral_pipeline.resources import KpiConfig
 
 KPI_COLUMNS_DDL = """
@@ -98,14 +99,14 @@ STRATEGIC_REFERRAL_WIN_RATE = Kpi(
     ),
     formula="closed-won strategic referred opportunities / strategic referred opportunities x 100",
     dimensions=("referral_source_type", "referrer_tier", "vertical", "owner"),
-    population_sql="""
+    population_sql=f"""
         SELECT q.quarter, o.stage = 'closed_won' AS counted, o.referral_source_type,
                CASE WHEN o.referral_source_type = 'customer' THEN a.account_tier
                     WHEN p.partner_type = 'advisor' THEN 'advisor'
                     ELSE p.partner_tier END AS referrer_tier,
                o.vertical, o.owner
         FROM staging.opportunities o
-        JOIN run_quarters q ON o.created_at >= q.starts_at AND o.created_at < q.ends_at
+        JOIN run_quarters q ON {in_quarter_sql("o.created_at")}
         LEFT JOIN staging.accounts a
             ON o.referral_source_type = 'customer' AND a.account_id = o.referrer_id
         LEFT JOIN staging.partners p
@@ -142,10 +143,10 @@ _WARM_INTRO_SCOPE = """
     FROM scored
     WHERE $warm_intro_scope = 'active' OR nps_score >= 9
 """
-_COUNTED_ASKS = """
+_COUNTED_ASKS = f"""
     SELECT q.quarter, k.account_id, k.trigger_event, k.asked_by
     FROM staging.warm_intro_asks k
-    JOIN run_quarters q ON k.asked_at >= q.starts_at AND k.asked_at < q.ends_at
+    JOIN run_quarters q ON {in_quarter_sql("k.asked_at")}
     WHERE list_contains($counted_triggers, k.trigger_event)
 """
 
@@ -195,6 +196,12 @@ WARM_INTRO_OFFER_RATE = Kpi(
 )
 
 
+# Every QBR held in one of the run's quarters, with that quarter.
+QBRS_IN_RUN = f"""
+    SELECT q.quarter, n.*
+    FROM staging.qbr_notes n JOIN run_quarters q ON {in_quarter_sql("n.held_on")}
+"""
+
 QBR_REFERRAL_INTENT_RATE = Kpi(
     name="qbr_referral_intent_rate",
     title="Referral Intent Identified in QBRs",
@@ -205,11 +212,10 @@ QBR_REFERRAL_INTENT_RATE = Kpi(
     ),
     formula="QBRs with a referral signal / QBRs conducted x 100",
     dimensions=("account_tier", "csm", "format"),
-    population_sql="""
-        SELECT q.quarter, coalesce(s.referral_signal, false) AS counted,
+    population_sql=f"""
+        SELECT n.quarter, coalesce(s.referral_signal, false) AS counted,
                a.account_tier, coalesce(n.csm, a.csm_owner) AS csm, n.format
-        FROM staging.qbr_notes n
-        JOIN run_quarters q ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
+        FROM ({QBRS_IN_RUN}) n
         LEFT JOIN intermediate.qbr_referral_signals s USING (qbr_id, quarter)
         LEFT JOIN staging.accounts a ON a.account_id = n.account_id
         WHERE n.status = 'completed'

@@ -31,6 +31,22 @@ def previous_quarter(key: str) -> str:
     return quarter_in_progress(quarter_window(key).start - timedelta(seconds=1))
 
 
+def all_quarters_window() -> TimeWindow:
+    """From the first quarter's start to the end of the quarter in progress."""
+    return TimeWindow(
+        quarter_window(quarterly_partitions.get_first_partition_key()).start,
+        quarter_window(quarterly_partitions.get_last_partition_key()).end,
+    )
+
+
+def in_quarter_sql(value: str, quarter: str = "q") -> str:
+    """SQL: the instant or day ``value`` falls in the run quarter aliased ``quarter`` (UTC).
+
+    A DATE compares as its midnight in the session's time zone, which the warehouse sets to UTC.
+    """
+    return f"({value} >= {quarter}.starts_at AND {value} < {quarter}.ends_at)"
+
+
 def quarters_sql(window_start: datetime, window_end: datetime) -> str:
     """A query of the quarters in ``[window_start, window_end)``: quarter, starts_at, ends_at (UTC)."""
     start = f"TIMESTAMPTZ '{window_start.isoformat()}'"

@@ -13,7 +13,6 @@ from dagster import (
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SkipReason,
-    TimeWindow,
     define_asset_job,
     schedule,
     sensor,
@@ -23,13 +22,17 @@ from referral_pipeline.assets.intermediate import qbr_referral_signals
 from referral_pipeline.assets.kpi import kpi_assets
 from referral_pipeline.assets.source_files import source_files
 from referral_pipeline.assets.staging import STAGING_KEYS
-from referral_pipeline.fingerprints import FINGERPRINTS_METADATA, SIGNALS, quarter_fingerprints
+from referral_pipeline.fingerprints import (
+    FINGERPRINTS_METADATA,
+    SIGNALS,
+    quarter_fingerprints,
+)
 from referral_pipeline.partitions import (
     FIRST_QUARTER,
+    all_quarters_window,
     previous_quarter,
     quarter_in_progress,
     quarter_window,
-    quarterly_partitions,
 )
 from referral_pipeline.quarters import load_run_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
@@ -110,10 +113,8 @@ def changed_quarters(
     context: SensorEvaluationContext, warehouse: Warehouse, kpi_config: KpiConfig
 ) -> dict[str, list[AssetKey]]:
     """{quarter: assets} for every materialised quarter whose current inputs differ from its last run's."""
-    first, last = quarterly_partitions.get_first_partition_key(), quarterly_partitions.get_last_partition_key()
-    window = quarter_window(first).start, quarter_window(last).end
     with warehouse.connect() as con:
-        load_run_quarters(con, TimeWindow(*window))
+        load_run_quarters(con, all_quarters_window())
         current = {name: quarter_fingerprints(con, name, kpi_config) for name in _QUARTERLY_KEYS}
     changed: dict[str, set[str]] = {}
     for name, key in _QUARTERLY_KEYS.items():

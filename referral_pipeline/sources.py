@@ -136,11 +136,11 @@ SOURCES: tuple[Source, ...] = (
 SOURCES_BY_NAME = {source.name: source for source in SOURCES}
 
 
-def _quote(identifier: str) -> str:
+def sql_identifier(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -181,7 +181,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> None
 
 def _text_columns(matched: dict[str, str | None], cell) -> str:
     return ", ".join(
-        f"{cell(file_col)} AS {_quote(name)}" if file_col else f"NULL::VARCHAR AS {_quote(name)}"
+        f"{cell(file_col)} AS {sql_identifier(name)}" if file_col else f"NULL::VARCHAR AS {sql_identifier(name)}"
         for name, file_col in matched.items()
     )
 
@@ -241,12 +241,12 @@ def _read_csv(con, source: Source, path: Path) -> None:
     matched = _match_columns(source, path, present)
     positional = {name: f"c{i}" for i, name in enumerate(present)}
     cells = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(present))) + "}"
-    record = "json_object(" + ", ".join(f"{_literal(n)}, c{i}" for i, n in enumerate(present)) + ")"
+    record = "json_object(" + ", ".join(f"{sql_literal(n)}, c{i}" for i, n in enumerate(present)) + ")"
     rejects = f"csv_rejects_{source.name}"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE parsed_{source.name} AS
-        SELECT * FROM read_csv({_literal(str(path))}, columns={cells}, header=true, auto_detect=false,
+        SELECT * FROM read_csv({sql_literal(str(path))}, columns={cells}, header=true, auto_detect=false,
                       delim=',', quote='"', escape='"', strict_mode=true,
                       store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan',
                       max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})
@@ -266,7 +266,7 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE lines_{source.name} AS
-        SELECT line FROM read_csv({_literal(str(path))}, columns={{'line': 'VARCHAR'}}, header=false,
+        SELECT line FROM read_csv({sql_literal(str(path))}, columns={{'line': 'VARCHAR'}}, header=false,
                                   delim=e'\\x1f', quote='', escape='', auto_detect=false,
                                   strict_mode=false, store_rejects=true, rejects_table='{rejects}',
                                   rejects_scan='{rejects}_scan', max_line_size={MAX_LINE_BYTES},
@@ -296,7 +296,7 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
     present_counts = con.execute(
         "SELECT "
         + ", ".join(
-            f"count(*) FILTER (WHERE json_exists(line, {_literal('$.' + _quote(c.name))}))"
+            f"count(*) FILTER (WHERE json_exists(line, {sql_literal('$.' + sql_identifier(c.name))}))"
             for c in source.columns
         )
         + f", count(*) FROM numbered_{source.name}"
@@ -306,7 +306,7 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
     matched = _match_columns(source, path, present)
 
     def field(name: str) -> str:
-        path_literal = _literal("$." + _quote(name))
+        path_literal = sql_literal("$." + sql_identifier(name))
         column = next(c for c in source.columns if c.name == name)
         if column.sql_type == "VARCHAR[]":
             return f"json_extract(line, {path_literal})::VARCHAR"
@@ -323,7 +323,7 @@ def _read_jsonl(con, source: Source, path: Path) -> None:
 
 def _read_parquet(con, source: Source, path: Path) -> None:
     described = con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({_literal(str(path))})"
+        f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
     ).fetchall()
     present = [row[0] for row in described]
     types = {row[0]: row[1] for row in described}
@@ -331,15 +331,15 @@ def _read_parquet(con, source: Source, path: Path) -> None:
 
     def cell(file_col: str) -> str:
         if types[file_col].endswith("[]"):
-            return f"to_json({_quote(file_col)})::VARCHAR"
-        return f"{_quote(file_col)}::VARCHAR"
+            return f"to_json({sql_identifier(file_col)})::VARCHAR"
+        return f"{sql_identifier(file_col)}::VARCHAR"
 
-    record = "to_json(struct_pack(" + ", ".join(f"{_quote(c)} := {_quote(c)}" for c in present) + "))"
+    record = "to_json(struct_pack(" + ", ".join(f"{sql_identifier(c)} := {sql_identifier(c)}" for c in present) + "))"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
         SELECT file_row_number + 1 AS source_row, {_text_columns(matched, cell)}, {record}::VARCHAR AS record
-        FROM read_parquet({_literal(str(path))}, file_row_number=true)
+        FROM read_parquet({sql_literal(str(path))}, file_row_number=true)
         """
     )
     con.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from referral_pipeline.sources import Column, Source, _literal, _quote, content_fingerprint, read_raw
+from referral_pipeline.sources import Column, Source, content_fingerprint, read_raw, sql_identifier, sql_literal
 
 QUARANTINE_TABLE = "quarantine.rejected_rows"
 QUARANTINE_DDL = f"""
@@ -66,12 +66,12 @@ class StagingResult:
 
 
 def _text_name(col: Column) -> str:
-    return _quote(col.name + "__text")
+    return sql_identifier(col.name + "__text")
 
 
 def _text(col: Column) -> str:
     """The column's normalised text: empty is null, trimmed unless free text, enums lower-case."""
-    raw = _quote(col.name)
+    raw = sql_identifier(col.name)
     text = f"nullif({raw}, '')" if col.free_text else f"nullif(trim({raw}), '')"
     return f"lower({text})" if col.enum else text
 
@@ -109,11 +109,11 @@ _TYPE_WORDS = {
 def _column_reasons(col: Column) -> list[str]:
     """SQL expressions, each the reason a rule of ``col`` is broken, or NULL."""
     text = _text_name(col)
-    name = _quote(col.name)
+    name = sql_identifier(col.name)
     shown = f"left({text}, {_SHOWN_VALUE_CHARS})"
     reasons = []
     if col.required:
-        reasons.append(f"CASE WHEN {text} IS NULL THEN {_literal(col.name + ': required value missing')} END")
+        reasons.append(f"CASE WHEN {text} IS NULL THEN {sql_literal(col.name + ': required value missing')} END")
     if col.sql_type in _TYPE_WORDS:
         reasons.append(
             f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
@@ -122,7 +122,7 @@ def _column_reasons(col: Column) -> list[str]:
     if col.enum:
         allowed = ", ".join(col.enum)
         reasons.append(
-            f"CASE WHEN {name} NOT IN ({', '.join(_literal(v) for v in col.enum)}) THEN "
+            f"CASE WHEN {name} NOT IN ({', '.join(sql_literal(v) for v in col.enum)}) THEN "
             f"format('{col.name}: ''{{}}'' is not one of {allowed}', {shown}) END"
         )
     if col.min_value is not None:
@@ -139,14 +139,14 @@ def _column_reasons(col: Column) -> list[str]:
 def validation_sql(source: Source) -> str:
     """The query over ``raw_<source>`` that types every row and gives it the rules it breaks."""
     text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
-    typed_cols = ", ".join(f"{_typed(c)} AS {_quote(c.name)}" for c in source.columns)
+    typed_cols = ", ".join(f"{_typed(c)} AS {sql_identifier(c.name)}" for c in source.columns)
     column_reasons = ", ".join(r for c in source.columns for r in _column_reasons(c))
     row_rules = [
-        f"CASE WHEN coalesce(({check.statistics['violation_sql']}), false) THEN {_literal(check.error)} END"
+        f"CASE WHEN coalesce(({check.statistics['violation_sql']}), false) THEN {sql_literal(check.error)} END"
         for check in source.schema.checks
     ]
     row_reasons = f"concat_ws('; ', {', '.join(row_rules)})" if row_rules else "''"
-    names = ", ".join(_quote(c.name) for c in source.columns)
+    names = ", ".join(sql_identifier(c.name) for c in source.columns)
     return f"""
     WITH texts AS (
         SELECT source_row, {text_cols} FROM raw_{source.name}
@@ -163,8 +163,8 @@ def validation_sql(source: Source) -> str:
 
 def duplicates_sql(source: Source, checked: str) -> str:
     """Keys held by several rows: the first of them, and whether all copies are identical."""
-    names = ", ".join(_quote(c.name) for c in source.columns)
-    key = _quote(source.key)
+    names = ", ".join(sql_identifier(c.name) for c in source.columns)
+    key = sql_identifier(source.key)
     return f"""
     SELECT {key}, min(source_row) AS first_row,
            min(hash({names}, rule_reasons)) = max(hash({names}, rule_reasons)) AS identical
@@ -175,7 +175,7 @@ def duplicates_sql(source: Source, checked: str) -> str:
 
 def verdicts_sql(source: Source, checked: str, duplicates: str) -> str:
     """Every checked row with its final reason: NULL to stage it, else why it is quarantined."""
-    key = _quote(source.key)
+    key = sql_identifier(source.key)
     return f"""
     SELECT c.*,
            CASE WHEN d.identical = false THEN '{CONFLICTING_DUPLICATE}'
@@ -187,7 +187,7 @@ def verdicts_sql(source: Source, checked: str, duplicates: str) -> str:
 
 
 def staging_ddl(source: Source) -> str:
-    columns = ",\n    ".join(f"{_quote(c.name)} {c.sql_type}" for c in source.columns)
+    columns = ",\n    ".join(f"{sql_identifier(c.name)} {c.sql_type}" for c in source.columns)
     return f"CREATE OR REPLACE TABLE {source.staging_table} (\n    {columns}\n)"
 
 
@@ -231,7 +231,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE rejected_{source.name} AS
-        SELECT v.source_row, v.{_quote(source.key)} AS record_key, v.reason, r.record
+        SELECT v.source_row, v.{sql_identifier(source.key)} AS record_key, v.reason, r.record
         FROM (SELECT * FROM {verdicts} WHERE reason IS NOT NULL) v
         JOIN (SELECT source_row, record FROM raw_{source.name}
               WHERE source_row IN (SELECT source_row FROM {verdicts} WHERE reason IS NOT NULL)) r
@@ -243,7 +243,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     reasons = Counter(
         dict(con.execute(f"SELECT reason, count(*) FROM rejected_{source.name} GROUP BY reason").fetchall())
     )
-    names = ", ".join(_quote(c.name) for c in source.columns)
+    names = ", ".join(sql_identifier(c.name) for c in source.columns)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("CREATE SCHEMA IF NOT EXISTS staging")

@@ -1,6 +1,5 @@
 """Intermediate: the referral signal of every QBR, from its tags and its notes, with evidence."""
 
-from collections import Counter
 
 import pyarrow as pa
 from dagster import (
@@ -20,8 +19,9 @@ from referral_pipeline.fingerprints import (
     quarterly_metadata,
     single_quarter_version,
 )
+from referral_pipeline.kpis import QBRS_IN_RUN
 from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.quarters import IN_RUN, load_run_quarters, replace_quarters
 from referral_pipeline.resources import KpiConfig, Warehouse
 from referral_pipeline.text_signals import detect_referral_evidence_in_batches
 
@@ -33,13 +33,8 @@ SIGNALS_DDL = """
     evidence VARCHAR,              -- the matched sentence of the notes, else the matched tag
     quarter VARCHAR NOT NULL       -- the quarter the QBR was held in
 """
-_QBRS_IN_RUN = f"""
-    SELECT q.quarter, n.*
-    FROM staging.qbr_notes n
-    JOIN {RUN_QUARTERS} q ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
-"""
 SIGNALS_SQL = f"""
-    WITH qbrs AS ({_QBRS_IN_RUN}),
+    WITH qbrs AS ({QBRS_IN_RUN}),
     tagged AS (
         SELECT qbr_id, quarter,
                list_filter(tags, lambda t: list_contains($referral_tags, lower(trim(t))))[1] AS tag_evidence
@@ -88,7 +83,7 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = load_run_quarters(con, context.partition_time_window)
-        with_notes = f"SELECT qbr_id, notes FROM ({_QBRS_IN_RUN}) WHERE notes IS NOT NULL"
+        with_notes = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE notes IS NOT NULL"
         [(total,)] = con.execute(f"SELECT count(*) FROM ({with_notes})").fetchall()
         context.log.info(f"Reading the notes of {total} QBRs held in {quarters[0]}..{quarters[-1]}")
         batches = list(con.sql(with_notes).to_arrow_reader(_NOTES_BATCH))
@@ -113,7 +108,7 @@ def qbr_referral_signals(
             ).fetchall()
         )
         (qbrs, distinct) = con.execute(
-            f"SELECT (SELECT count(*) FROM ({_QBRS_IN_RUN})), (SELECT count(DISTINCT qbr_id) FROM "
+            f"SELECT (SELECT count(*) FROM ({QBRS_IN_RUN})), (SELECT count(DISTINCT qbr_id) FROM "
             f"{SIGNALS_TABLE} WHERE {IN_RUN})"
         ).fetchone()
         fingerprints = quarter_fingerprints(con, SIGNALS, kpi_config)

@@ -55,13 +55,12 @@ def column_schema(source: Source) -> TableSchema:
     return TableSchema(columns=columns)
 
 
-def _rejects_preview(context: AssetExecutionContext, warehouse: Warehouse, source: Source):
-    with warehouse.connect() as con:
-        frame = con.execute(
-            f"SELECT source_row, record_key, reason FROM {QUARANTINE_TABLE} "
-            f"WHERE source = ? ORDER BY source_row LIMIT {_SAMPLE_REJECTS}",
-            [source.name],
-        ).df()
+def _rejects_preview(con, source: Source):
+    frame = con.execute(
+        f"SELECT source_row, record_key, reason FROM {QUARANTINE_TABLE} "
+        f"WHERE source = ? ORDER BY source_row LIMIT {_SAMPLE_REJECTS}",
+        [source.name],
+    ).df()
     return MetadataValue.md(frame.to_markdown(index=False)) if len(frame) else MetadataValue.text("none")
 
 
@@ -135,6 +134,7 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
         context.log.info(f"Reading {path}")
         with warehouse.connect() as con:
             result = stage_source(con, source, path)
+            preview = _rejects_preview(con, source)
         if result.unchanged_since:
             context.log.info(f"{path} unchanged since it was staged at {result.unchanged_since}: not re-read")
         context.log.info(
@@ -151,9 +151,7 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
                 "quarantined_rows": result.quarantined_rows,
                 "unchanged_since_last_staging": bool(result.unchanged_since),
             },
-            check_results=_check_results(
-                result, kpi_config.max_rejected_fraction, _rejects_preview(context, warehouse, source)
-            ),
+            check_results=_check_results(result, kpi_config.max_rejected_fraction, preview),
         )
 
     return _staging
