@@ -243,7 +243,7 @@ def run_baseline(data_dir: Path, last_quarter: str, out: Path) -> None:
     import duckdb
     import pyarrow as pa
 
-    from referral_pipeline.text_signals import detect_referral_evidence
+    from referral_pipeline.lib.text_signals import detect_referral_evidence
 
     parts = baseline_parts(data_dir, last_quarter)
     out.unlink(missing_ok=True)
@@ -431,7 +431,7 @@ def main() -> int:
     out.append(f"- source folder `{data_dir}` ({size_mb:.0f} MB); quarters {FIRST_QUARTER}...{current}; "
                f"re-run partition {past}; {os.cpu_count()} CPUs")
     out.append(f"- baseline = bench/baseline_kpis.sql (plain DuckDB, no validation) + the project's Python "
-               f"detector `referral_pipeline.text_signals.detect_referral_evidence` for the QBR text signal "
+               f"detector `referral_pipeline.lib.text_signals.detect_referral_evidence` for the QBR text signal "
                f"(plain SQL cannot reproduce it). {base_note}")
     out.append(f"- work dir `{workdir}`{'' if args.keep else ' (removed at the end; --keep to keep logs)'}\n")
     codes = {m.label: m.code for m in (full, rerun, base, fixed, fixed_base) if m}

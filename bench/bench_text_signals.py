@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from referral_pipeline.text_signals import detect_referral_evidence  # noqa: E402
-from referral_pipeline.text_signals_eval import evaluate  # noqa: E402
+from referral_pipeline.lib.text_signals import detect_referral_evidence  # noqa: E402
+from bench.qbr_signal_eval.scoring import evaluate  # noqa: E402
 
 FILLER = [
     "Usage up 12% QoQ across the finance team.",

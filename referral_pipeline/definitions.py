@@ -2,13 +2,13 @@
 
 from dagster import Definitions, in_process_executor
 
-from referral_pipeline.assets.intermediate import qbr_referral_signals
-from referral_pipeline.assets.kpi import kpi_assets
-from referral_pipeline.assets.source_files import source_files
-from referral_pipeline.assets.staging import staging_assets
-from referral_pipeline.checks import kpi_freshness_checks, warning_checks
-from referral_pipeline.resources import Freshness, KpiConfig, SourceFolder, Warehouse
-from referral_pipeline.schedules import (
+from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
+from referral_pipeline.defs.assets.kpi import kpi_assets
+from referral_pipeline.defs.assets.source_files import source_files
+from referral_pipeline.defs.assets.staging import staging_assets
+from referral_pipeline.defs.checks import kpi_freshness_checks, warning_checks
+from referral_pipeline.defs.resources import Freshness, KpiConfig, SourceFolder, Warehouse
+from referral_pipeline.defs.schedules import (
     changed_quarters_sensor,
     daily_kpi_refresh,
     hourly_source_observation,

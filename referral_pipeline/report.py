@@ -5,9 +5,9 @@
 
 import argparse
 
-from referral_pipeline.kpis import KPIS
-from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.resources import Warehouse
+from referral_pipeline.lib.kpis import KPIS
+from referral_pipeline.defs.partitions import quarterly_partitions
+from referral_pipeline.defs.resources import Warehouse
 
 
 def latest_overall_rows(warehouse: Warehouse, quarters: int = 4) -> list[tuple]:

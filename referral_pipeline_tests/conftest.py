@@ -12,8 +12,8 @@ import pytest
 from dagster import DagsterInstance
 
 from referral_pipeline.definitions import defs
-from referral_pipeline.resources import Warehouse
-from referral_pipeline.sources import SOURCES_BY_NAME
+from referral_pipeline.defs.resources import Warehouse
+from referral_pipeline.lib.sources import SOURCES_BY_NAME
 
 HEADERS = {name: [c.name for c in source.columns] for name, source in SOURCES_BY_NAME.items()}
 

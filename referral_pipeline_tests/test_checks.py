@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 
-from referral_pipeline.checks import closed_quarter_check
+from referral_pipeline.defs.checks import closed_quarter_check
 
 KPI = AssetKey(["kpi", "strategic_referral_win_rate"])
 

@@ -3,8 +3,8 @@
 import duckdb
 import pytest
 
-from referral_pipeline.partitions import quarter_window
-from referral_pipeline.quarters import load_run_quarters, replace_quarters
+from referral_pipeline.defs.partitions import quarter_window
+from referral_pipeline.lib.quarters import load_run_quarters, replace_quarters
 
 DDL = "quarter VARCHAR, value INTEGER"
 
@@ -15,7 +15,7 @@ def test_replace_touches_only_the_runs_quarters_and_rolls_back_on_failure(tmp_pa
     con.execute("CREATE SCHEMA kpi")
     con.execute(f"CREATE TABLE kpi.t ({DDL})")
     con.execute("INSERT INTO kpi.t VALUES ('2025-Q1', 1), ('2025-Q2', 2), ('2025-Q3', 3)")
-    assert load_run_quarters(con, quarter_window("2025-04-01")) == ["2025-Q2"]
+    assert load_run_quarters(con, *quarter_window("2025-04-01")) == ["2025-Q2"]
 
     written = replace_quarters(con, "kpi.t", DDL, "SELECT quarter, 20 FROM run_quarters", {})
     assert written == 1

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from referral_pipeline.resources import Warehouse
+from referral_pipeline.defs.resources import Warehouse
 from referral_pipeline_tests.conftest import Pipeline
 from referral_pipeline_tests.test_kpis import worked_examples
 

@@ -6,7 +6,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_schedule_context, build_sensor_context
 
 from referral_pipeline.definitions import defs
-from referral_pipeline.schedules import (
+from referral_pipeline.defs.schedules import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     changed_quarters_sensor,

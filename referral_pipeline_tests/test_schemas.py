@@ -8,9 +8,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from referral_pipeline import schemas
-from referral_pipeline.sources import SOURCES
-from referral_pipeline.validation import stage_source
+from referral_pipeline.lib import schemas
+from referral_pipeline.lib.sources import SOURCES
+from referral_pipeline.lib.validation import stage_source
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data"
 

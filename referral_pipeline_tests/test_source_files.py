@@ -5,7 +5,7 @@ import time
 
 from dagster import AssetKey, DagsterInstance
 
-from referral_pipeline.assets.source_files import FRESHNESS_CHECK
+from referral_pipeline.defs.assets.source_files import FRESHNESS_CHECK
 from referral_pipeline.definitions import defs
 from referral_pipeline_tests.test_kpis import worked_examples
 

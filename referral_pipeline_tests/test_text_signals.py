@@ -1,8 +1,8 @@
-"""Tests for the referral-intent detector in referral_pipeline.text_signals."""
+"""Tests for the referral-intent detector in referral_pipeline.lib.text_signals."""
 
 import pytest
 
-from referral_pipeline.text_signals import (
+from referral_pipeline.lib.text_signals import (
     PARALLEL_MIN_NOTES,
     ReferralVocabulary,
     detect_referral_evidence,
@@ -10,7 +10,7 @@ from referral_pipeline.text_signals import (
     find_referral_evidence,
     load_vocabulary,
 )
-from referral_pipeline.text_signals_eval import evaluate, score
+from bench.qbr_signal_eval.scoring import evaluate, score
 
 SIGNALS = {
     "direct_offer": [

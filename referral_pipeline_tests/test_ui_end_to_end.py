@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from referral_pipeline.sources import SOURCES
+from referral_pipeline.lib.sources import SOURCES
 from referral_pipeline_tests.conftest import Pipeline, qbr, referred_opportunity
 from referral_pipeline_tests.dagster_processes import MODULE, DagsterDev, dagster_dev
 from referral_pipeline_tests.test_kpis import worked_examples

@@ -7,8 +7,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from referral_pipeline.sources import SOURCES_BY_NAME, SourceFileError
-from referral_pipeline.validation import stage_source
+from referral_pipeline.lib.sources import SOURCES_BY_NAME, SourceFileError
+from referral_pipeline.lib.validation import stage_source
 
 OPP_HEADER = (
     "opportunity_id,account_id,owner,stage,amount,created_at,closed_at,lead_source,"

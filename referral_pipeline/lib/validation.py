@@ -17,7 +17,8 @@ from pathlib import Path
 
 import duckdb
 
-from referral_pipeline.sources import Column, Source, content_fingerprint, read_raw, sql_identifier, sql_literal
+from referral_pipeline.lib.warehouse import transaction
+from referral_pipeline.lib.sources import Column, Source, content_fingerprint, read_raw, sql_identifier, sql_literal
 
 QUARANTINE_TABLE = "quarantine.rejected_rows"
 QUARANTINE_DDL = f"""
@@ -244,38 +245,34 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
         dict(con.execute(f"SELECT reason, count(*) FROM rejected_{source.name} GROUP BY reason").fetchall())
     )
     names = ", ".join(sql_identifier(c.name) for c in source.columns)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("CREATE SCHEMA IF NOT EXISTS staging")
-        con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
-        con.execute(QUARANTINE_DDL)
-        con.execute(staging_ddl(source))
-        con.execute(
-            f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {verdicts} WHERE reason IS NULL"
-        )
-        con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
-        con.execute(
-            f"INSERT INTO {QUARANTINE_TABLE} "
-            f"SELECT ?, source_row, record_key, reason, record FROM rejected_{source.name} ORDER BY source_row",
-            [source.name],
-        )
-        (staged,) = con.execute(f"SELECT count(*) FROM {source.staging_table}").fetchone()
-        (quarantined,) = con.execute(
-            f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name]
-        ).fetchone()
-        input_rows = parsed_rows + unparsed_rows
-        if staged + quarantined != input_rows:
-            raise AssertionError(
-                f"{path}: {input_rows} input rows but {staged} staged + {quarantined} quarantined"
+        with transaction(con):
+            con.execute("CREATE SCHEMA IF NOT EXISTS staging")
+            con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+            con.execute(QUARANTINE_DDL)
+            con.execute(staging_ddl(source))
+            con.execute(
+                f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {verdicts} WHERE reason IS NULL"
             )
-        con.execute(
-            f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-            [source.name, str(path), fingerprint, input_rows, staged, quarantined, json.dumps(reasons)],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
+            con.execute(
+                f"INSERT INTO {QUARANTINE_TABLE} "
+                f"SELECT ?, source_row, record_key, reason, record FROM rejected_{source.name} ORDER BY source_row",
+                [source.name],
+            )
+            (staged,) = con.execute(f"SELECT count(*) FROM {source.staging_table}").fetchone()
+            (quarantined,) = con.execute(
+                f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name]
+            ).fetchone()
+            input_rows = parsed_rows + unparsed_rows
+            if staged + quarantined != input_rows:
+                raise AssertionError(
+                    f"{path}: {input_rows} input rows but {staged} staged + {quarantined} quarantined"
+                )
+            con.execute(
+                f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+                [source.name, str(path), fingerprint, input_rows, staged, quarantined, json.dumps(reasons)],
+            )
     finally:
         for view in ("verdicts", "raw"):
             con.execute(f"DROP VIEW IF EXISTS {view}_{source.name}")

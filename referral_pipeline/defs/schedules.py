@@ -18,24 +18,24 @@ from dagster import (
     sensor,
 )
 
-from referral_pipeline.assets.intermediate import qbr_referral_signals
-from referral_pipeline.assets.kpi import kpi_assets
-from referral_pipeline.assets.source_files import source_files
-from referral_pipeline.assets.staging import STAGING_KEYS
-from referral_pipeline.fingerprints import (
+from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
+from referral_pipeline.defs.assets.kpi import kpi_assets
+from referral_pipeline.defs.assets.source_files import source_files
+from referral_pipeline.defs.assets.staging import STAGING_KEYS
+from referral_pipeline.defs.fingerprints import (
     FINGERPRINTS_METADATA,
     SIGNALS,
     quarter_fingerprints,
 )
-from referral_pipeline.partitions import (
+from referral_pipeline.defs.partitions import (
     FIRST_QUARTER,
     all_quarters_window,
     previous_quarter,
     quarter_in_progress,
     quarter_window,
 )
-from referral_pipeline.quarters import load_run_quarters
-from referral_pipeline.resources import KpiConfig, Warehouse
+from referral_pipeline.lib.quarters import load_run_quarters
+from referral_pipeline.defs.resources import KpiConfig, Warehouse
 
 # Late deals close after the quarter ends: the daily run recomputes the closed quarter this long.
 LATE_CLOSE_WINDOW = timedelta(weeks=6)
@@ -114,7 +114,7 @@ def changed_quarters(
 ) -> dict[str, list[AssetKey]]:
     """{quarter: assets} for every materialised quarter whose current inputs differ from its last run's."""
     with warehouse.connect() as con:
-        load_run_quarters(con, all_quarters_window())
+        load_run_quarters(con, *all_quarters_window())
         current = {name: quarter_fingerprints(con, name, kpi_config) for name in _QUARTERLY_KEYS}
     changed: dict[str, set[str]] = {}
     for name, key in _QUARTERLY_KEYS.items():

@@ -18,8 +18,8 @@ from dagster import (
     multi_observable_source_asset,
 )
 
-from referral_pipeline.resources import Freshness, SourceFolder
-from referral_pipeline.sources import SOURCES, Source, SourceFileError, content_fingerprint
+from referral_pipeline.defs.resources import Freshness, SourceFolder
+from referral_pipeline.lib.sources import SOURCES, Source, SourceFileError, content_fingerprint
 
 FRESHNESS_CHECK = "export_is_fresh"
 

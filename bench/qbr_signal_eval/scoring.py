@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_EVAL_PATH = Path(__file__).resolve().parent.parent / "bench" / "qbr_signal_eval" / "notes.jsonl"
+DEFAULT_EVAL_PATH = Path(__file__).with_name("notes.jsonl")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def score_by_category(eval_set: list[EvalNote], predictions: list[bool]) -> dict
 
 def evaluate(eval_set: list[EvalNote] | None = None) -> dict[str, Score]:
     """Run the detector on the evaluation set and score it."""
-    from referral_pipeline.text_signals import detect_referral_evidence
+    from referral_pipeline.lib.text_signals import detect_referral_evidence
 
     eval_set = eval_set if eval_set is not None else load_eval_set()
     evidence = detect_referral_evidence(note.notes for note in eval_set)

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pandera.pandas as pa
 
-from referral_pipeline import schemas
+from referral_pipeline.lib import schemas
 
 # DuckDB refuses CSV lines longer than this; QBR notes may be several MB long.
 MAX_LINE_BYTES = 64 * 1024 * 1024

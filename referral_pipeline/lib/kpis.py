@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from referral_pipeline.partitions import in_quarter_sql
-from referral_pipeline.resources import KpiConfig
+from referral_pipeline.lib.quarters import in_quarter_sql
+
 
 KPI_COLUMNS_DDL = """
     quarter VARCHAR NOT NULL,      -- 2025-Q2
@@ -236,7 +236,7 @@ def kpi_inputs_sql(kpi: Kpi) -> str:
     """
 
 
-def kpi_parameters(kpi: Kpi, config: KpiConfig) -> dict:
+def kpi_parameters(kpi: Kpi, config) -> dict:
     """The named parameters the KPI's queries use, from the run's configuration."""
     every = {
         "strategic_customer_tiers": config.strategic_customer_tiers,

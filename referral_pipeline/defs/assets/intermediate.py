@@ -12,18 +12,18 @@ from dagster import (
     asset,
 )
 
-from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
-from referral_pipeline.fingerprints import (
+from referral_pipeline.defs.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.defs.fingerprints import (
     SIGNALS,
     quarter_fingerprints,
     quarterly_metadata,
     single_quarter_version,
 )
-from referral_pipeline.kpis import QBRS_IN_RUN
-from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.quarters import IN_RUN, load_run_quarters, replace_quarters
-from referral_pipeline.resources import KpiConfig, Warehouse
-from referral_pipeline.text_signals import detect_referral_evidence_in_batches
+from referral_pipeline.lib.kpis import QBRS_IN_RUN
+from referral_pipeline.defs.partitions import quarterly_partitions
+from referral_pipeline.lib.quarters import IN_RUN, load_run_quarters, replace_quarters
+from referral_pipeline.defs.resources import KpiConfig, Warehouse
+from referral_pipeline.lib.text_signals import detect_referral_evidence_in_batches
 
 SIGNALS_TABLE = "intermediate.qbr_referral_signals"
 SIGNALS_DDL = """
@@ -82,7 +82,7 @@ def qbr_referral_signals(
     context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        quarters = load_run_quarters(con, context.partition_time_window)
+        quarters = load_run_quarters(con, *context.partition_time_window)
         with_notes = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE notes IS NOT NULL"
         [(total,)] = con.execute(f"SELECT count(*) FROM ({with_notes})").fetchall()
         context.log.info(f"Reading the notes of {total} QBRs held in {quarters[0]}..{quarters[-1]}")

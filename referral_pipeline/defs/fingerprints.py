@@ -11,15 +11,15 @@ import json
 import duckdb
 from dagster import DataVersion, MetadataValue
 
-from referral_pipeline.kpis import (
+from referral_pipeline.lib.kpis import (
     KPIS,
     QBRS_IN_RUN,
     kpi_inputs_sql,
     kpi_parameters,
     prepare_inputs,
 )
-from referral_pipeline.resources import KpiConfig
-from referral_pipeline.text_signals import DEFAULT_VOCABULARY_PATH
+from referral_pipeline.defs.resources import KpiConfig
+from referral_pipeline.lib.text_signals import DEFAULT_VOCABULARY_PATH
 
 FINGERPRINTS_METADATA = "input_fingerprints"
 SIGNALS = "qbr_referral_signals"

@@ -16,10 +16,10 @@ from dagster import (
     asset,
 )
 
-from referral_pipeline.assets.source_files import source_file_key
-from referral_pipeline.resources import KpiConfig, SourceFolder, Warehouse
-from referral_pipeline.sources import SOURCES, Source
-from referral_pipeline.validation import QUARANTINE_TABLE, StagingResult, stage_source
+from referral_pipeline.defs.assets.source_files import source_file_key
+from referral_pipeline.defs.resources import KpiConfig, SourceFolder, Warehouse
+from referral_pipeline.lib.sources import SOURCES, Source
+from referral_pipeline.lib.validation import QUARANTINE_TABLE, StagingResult, stage_source
 
 TOLERANCE_CHECK = "rejected_share_within_tolerance"
 REJECTS_CHECK = "rejected_rows"

@@ -17,10 +17,10 @@ from dagster import (
     asset,
 )
 
-from referral_pipeline.assets.intermediate import qbr_referral_signals
-from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
-from referral_pipeline.fingerprints import quarter_fingerprints, quarterly_metadata, single_quarter_version
-from referral_pipeline.kpis import (
+from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
+from referral_pipeline.defs.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.defs.fingerprints import quarter_fingerprints, quarterly_metadata, single_quarter_version
+from referral_pipeline.lib.kpis import (
     KPI_COLUMNS_DDL,
     QBR_REFERRAL_INTENT_RATE,
     STRATEGIC_REFERRAL_WIN_RATE,
@@ -31,9 +31,9 @@ from referral_pipeline.kpis import (
     prepare_inputs,
     used_parameters,
 )
-from referral_pipeline.partitions import quarterly_partitions
-from referral_pipeline.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
-from referral_pipeline.resources import KpiConfig, Warehouse
+from referral_pipeline.defs.partitions import quarterly_partitions
+from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
+from referral_pipeline.defs.resources import KpiConfig, Warehouse
 
 NUMERATOR_CHECK = "numerator_within_denominator"
 # Refreshed daily at 03:00 UTC: a KPI not materialised for a day is late, for a day and a half stale.
@@ -110,7 +110,7 @@ def build_kpi_asset(kpi: Kpi, deps: list) -> AssetsDefinition:
     )
     def _kpi(context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse):
         with warehouse.connect() as con:
-            quarters = load_run_quarters(con, context.partition_time_window)
+            quarters = load_run_quarters(con, *context.partition_time_window)
             parameters = kpi_parameters(kpi, kpi_config)
             prepare_inputs(con, kpi, parameters)
             rows_sql = kpi_sql(kpi)

@@ -13,10 +13,10 @@ from dagster import (
     asset_check,
 )
 
-from referral_pipeline.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
-from referral_pipeline.kpis import KPIS
-from referral_pipeline.partitions import previous_quarter, quarter_in_progress, quarter_window
-from referral_pipeline.resources import Freshness, Warehouse
+from referral_pipeline.defs.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.lib.kpis import KPIS
+from referral_pipeline.defs.partitions import previous_quarter, quarter_in_progress, quarter_window
+from referral_pipeline.defs.resources import Freshness, Warehouse
 
 _UNKNOWN_ACCOUNT_SQL = """
     SELECT count(*) FROM staging.{table} t

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field, field_validator
 
-from referral_pipeline import schemas
+from referral_pipeline.lib import schemas, warehouse
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "REFERRAL_DATA_DIR"
 WAREHOUSE_ENV = "REFERRAL_WAREHOUSE"
 
@@ -129,19 +127,5 @@ class Warehouse(ConfigurableResource):
             self.path or os.environ.get(WAREHOUSE_ENV) or PROJECT_DIR / "data" / "warehouse.duckdb"
         ).resolve()
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        database = self.resolve()
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{database}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                con = duckdb.connect(str(database))
-                try:
-                    con.execute("SET TimeZone = 'UTC'")
-                    con.execute("SET memory_limit = ?", [self.memory_limit])
-                    yield con
-                finally:
-                    con.close()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return warehouse.connect(self.resolve(), self.memory_limit)

@@ -1,0 +1,64 @@
+"""Quarters: the one definition of the pipeline's time grain, all boundaries in UTC.
+
+A run's quarters are the temporary table ``run_quarters`` (quarter, starts_at, ends_at); the
+quarter-partitioned tables are replaced for exactly those quarters, in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+
+from referral_pipeline.lib.warehouse import transaction
+
+FIRST_QUARTER = "2022-01-01"
+# The quarter label (2025-Q2) in DuckDB SQL, for a DATE or TIMESTAMPTZ quarter start.
+QUARTER_LABEL_SQL = "strftime({start}, '%Y') || '-Q' || quarter({start})"
+
+RUN_QUARTERS = "run_quarters"
+IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of the run's quarters
+
+
+def in_quarter_sql(value: str, quarter: str = "q") -> str:
+    """SQL: the instant or day ``value`` falls in the run quarter aliased ``quarter`` (UTC).
+
+    A DATE compares as its midnight in the session's time zone, which the warehouse sets to UTC.
+    """
+    return f"({value} >= {quarter}.starts_at AND {value} < {quarter}.ends_at)"
+
+
+def quarters_sql() -> str:
+    """A query of the quarters in [$window_start, $window_end): quarter, starts_at, ends_at (UTC)."""
+    return f"""
+        SELECT {QUARTER_LABEL_SQL.format(start="range")} AS quarter,
+               range AS starts_at,
+               range + INTERVAL 3 MONTH AS ends_at
+        FROM range($window_start::TIMESTAMPTZ, $window_end::TIMESTAMPTZ, INTERVAL 3 MONTH)
+    """
+
+
+def load_run_quarters(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[str]:
+    """Create the temporary table ``run_quarters`` for [start, end); return its quarter labels."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {RUN_QUARTERS} AS {quarters_sql()}",
+        {"window_start": start, "window_end": end},
+    )
+    return [row[0] for row in con.execute(f"SELECT quarter FROM {RUN_QUARTERS} ORDER BY 1").fetchall()]
+
+
+def replace_quarters(
+    con: duckdb.DuckDBPyConnection, table: str, columns_ddl: str, select_sql: str, parameters: dict
+) -> int:
+    """Replace the run's quarters of ``table`` with ``select_sql``'s rows, all or nothing.
+
+    Returns the number of rows written. Readers see the old quarters until the commit.
+    """
+    schema = table.split(".")[0]
+    with transaction(con):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns_ddl})")
+        con.execute(f"DELETE FROM {table} WHERE {IN_RUN}")
+        con.execute(f"INSERT INTO {table} {select_sql}", parameters)
+        (written,) = con.execute(f"SELECT count(*) FROM {table} WHERE {IN_RUN}").fetchone()
+    return written

@@ -1,0 +1,1 @@
+"""Tests of the referral pipeline, one module per package module."""
