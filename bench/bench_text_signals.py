@@ -1,11 +1,16 @@
 """Accuracy and speed of the referral-intent detector.
 
-Prints precision / recall / F1 overall and per category on the labelled set in
-bench/qbr_signal_eval/notes.jsonl, then times the detector on N synthetic
-~500-character notes next to one plain regular-expression pass over the same
-notes.
+Prints precision / recall / F1 overall and per category on each labelled set
+(bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl, the regression
+set; "tuning" and "heldout" = the two halves of fresh/), then times the detector
+on N synthetic ~500-character notes next to one plain regular-expression pass
+over the same notes.
 
-    python bench/bench_text_signals.py [--notes N] [--seed S]
+    python bench/bench_text_signals.py [--sets old,tuning,heldout] [--errors] [--notes N] [--seed S]
+
+`--errors` lists the misclassified notes with their evidence, for the old set and
+the tuning half only: the held-out half is reported in aggregate per category and
+its notes are never printed. `--notes 0` skips the timing.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from referral_pipeline.lib.text_signals import detect_referral_evidence  # noqa: E402
-from bench.qbr_signal_eval.scoring import evaluate  # noqa: E402
+from bench.qbr_signal_eval.scoring import (  # noqa: E402
+    EVAL_SETS,
+    HELD_OUT,
+    errors,
+    format_table,
+    load_named_set,
+    predict,
+    score_by_category,
+)
 
 FILLER = [
     "Usage up 12% QoQ across the finance team.",
@@ -63,15 +76,16 @@ def synthetic_notes(count: int, seed: int, candidate_share: float = 0.15) -> lis
     return notes
 
 
-def print_accuracy() -> None:
-    header = f"{'category':<22}{'n':>5}{'pos':>5}{'TP':>5}{'FP':>5}{'FN':>5}{'prec':>8}{'recall':>8}{'F1':>8}{'acc':>8}"
-    print(header)
-    print("-" * len(header))
-    for category, s in evaluate().items():
-        print(
-            f"{category:<22}{s.support:>5}{s.positives:>5}{s.true_positives:>5}{s.false_positives:>5}"
-            f"{s.false_negatives:>5}{s.precision:>8.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.accuracy:>8.3f}"
-        )
+def print_accuracy(name: str, show_errors: bool = False) -> None:
+    eval_set = load_named_set(name)
+    evidence = predict(eval_set)
+    print(f"== {name}: {EVAL_SETS[name].relative_to(Path(__file__).resolve().parent.parent)} ({len(eval_set)} notes)")
+    print(format_table(score_by_category(eval_set, [found is not None for found in evidence])))
+    if show_errors and name not in HELD_OUT:
+        for note, found in errors(eval_set, evidence):
+            kind = "FN" if note.label else "FP"
+            print(f"\n{kind} {note.id} [{note.category}] evidence={found!r}\n    {note.notes!r}")
+    print()
 
 
 def print_speed(count: int, seed: int) -> None:
@@ -96,9 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=1_000_000, help="synthetic notes to time (default 1,000,000)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sets", default=",".join(EVAL_SETS), help="labelled sets to score (default: all)")
+    parser.add_argument(
+        "--errors", action="store_true", help="list misclassified notes (never for the held-out half)"
+    )
     args = parser.parse_args()
-    print_accuracy()
-    print_speed(args.notes, args.seed)
+    for name in filter(None, args.sets.split(",")):
+        if name not in EVAL_SETS:
+            parser.error(f"unknown set {name!r}; choose from {', '.join(EVAL_SETS)}")
+        print_accuracy(name, args.errors)
+    if args.notes:
+        print_speed(args.notes, args.seed)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_EVAL_PATH = Path(__file__).with_name("notes.jsonl")
+FRESH_DIR = Path(__file__).with_name("fresh")
+
+# The labelled sets by name. "old" is the regression set the rules were tuned on; "tuning" and
+# "heldout" are the two halves of the fresh set (fresh/split.py). The held-out half is a benchmark:
+# score it only in aggregate (per category), never read its notes or its errors while tuning.
+EVAL_SETS = {
+    "old": DEFAULT_EVAL_PATH,
+    "tuning": FRESH_DIR / "tuning.jsonl",
+    "heldout": FRESH_DIR / "heldout.jsonl",
+}
+HELD_OUT = frozenset({"heldout"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,11 @@ def load_eval_set(path: str | os.PathLike | None = None) -> list[EvalNote]:
         ]
 
 
+def load_named_set(name: str) -> list[EvalNote]:
+    """One of EVAL_SETS by name ("old", "tuning", "heldout")."""
+    return load_eval_set(EVAL_SETS[name])
+
+
 def score(labels: list[bool], predictions: list[bool]) -> Score:
     """Confusion counts of boolean predictions against labels."""
     pairs = list(zip(labels, predictions, strict=True))
@@ -84,10 +100,44 @@ def score_by_category(eval_set: list[EvalNote], predictions: list[bool]) -> dict
     return {key: score(labels, preds) for key, (labels, preds) in sorted(groups.items())}
 
 
-def evaluate(eval_set: list[EvalNote] | None = None) -> dict[str, Score]:
-    """Run the detector on the evaluation set and score it."""
+def predict(eval_set: list[EvalNote]) -> list[str | None]:
+    """The detector's evidence (None: no signal) for each note of the set."""
     from referral_pipeline.lib.text_signals import detect_referral_evidence
 
-    eval_set = eval_set if eval_set is not None else load_eval_set()
-    evidence = detect_referral_evidence(note.notes for note in eval_set)
-    return score_by_category(eval_set, [found is not None for found in evidence])
+    return detect_referral_evidence(note.notes for note in eval_set)
+
+
+def evaluate(eval_set: list[EvalNote] | str | None = None) -> dict[str, Score]:
+    """Run the detector on an evaluation set (a list, a name of EVAL_SETS, default "old") and score it."""
+    if eval_set is None or isinstance(eval_set, str):
+        eval_set = load_named_set(eval_set or "old")
+    return score_by_category(eval_set, [found is not None for found in predict(eval_set)])
+
+
+def format_table(scores: dict[str, Score]) -> str:
+    """Per-category table of `score_by_category` output, "ALL" last."""
+    header = (
+        f"{'category':<30}{'n':>5}{'pos':>5}{'TP':>5}{'FP':>5}{'FN':>5}"
+        f"{'prec':>8}{'recall':>8}{'F1':>8}{'acc':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    keys = [key for key in scores if key != "ALL"] + (["ALL"] if "ALL" in scores else [])
+    for key in keys:
+        s = scores[key]
+        if key == "ALL":
+            lines.append("-" * len(header))
+        lines.append(
+            f"{key:<30}{s.support:>5}{s.positives:>5}{s.true_positives:>5}{s.false_positives:>5}"
+            f"{s.false_negatives:>5}{s.precision:>8.3f}{s.recall:>8.3f}{s.f1:>8.3f}{s.accuracy:>8.3f}"
+        )
+    return "\n".join(lines)
+
+
+def errors(eval_set: list[EvalNote], evidence: list[str | None]) -> list[tuple[EvalNote, str | None]]:
+    """The misclassified notes with the detector's evidence (for debugging the old set and the
+    tuning half; never call it on the held-out half)."""
+    return [
+        (note, found)
+        for note, found in zip(eval_set, evidence, strict=True)
+        if (found is not None) != note.label
+    ]
