@@ -1,9 +1,11 @@
-"""The Dagster definitions of the referral KPI pipeline: sources -> staging -> intermediate -> kpi."""
+"""The Dagster definitions of the referral KPI pipeline:
+sources -> staging -> intermediate -> facts -> kpi (-> reports)."""
 
 from dagster import Definitions, in_process_executor
 
+from referral_pipeline.defs.assets.facts import facts_assets
 from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
-from referral_pipeline.defs.assets.kpi import kpi_assets
+from referral_pipeline.defs.assets.kpi import facts_checks, kpi_assets, referral_funnel
 from referral_pipeline.defs.assets.source_files import source_files
 from referral_pipeline.defs.assets.staging import staging_assets
 from referral_pipeline.defs.checks import kpi_freshness_checks, warning_checks
@@ -18,8 +20,8 @@ from referral_pipeline.defs.schedules import (
 )
 
 defs = Definitions(
-    assets=[source_files, *staging_assets, qbr_referral_signals, *kpi_assets],
-    asset_checks=[*warning_checks, *kpi_freshness_checks],
+    assets=[source_files, *staging_assets, qbr_referral_signals, *facts_assets, *kpi_assets, referral_funnel],
+    asset_checks=[*warning_checks, *facts_checks, *kpi_freshness_checks],
     jobs=[refresh_job, recompute_quarter_job, observe_sources_job],
     schedules=[daily_kpi_refresh, hourly_source_observation],
     sensors=[changed_quarters_sensor],

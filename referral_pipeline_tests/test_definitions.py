@@ -9,26 +9,35 @@ import pytest
 from dagster import AssetKey
 
 from referral_pipeline.definitions import defs
-from referral_pipeline_tests.conftest import Pipeline
-from referral_pipeline_tests.test_kpis import worked_examples
+from referral_pipeline_tests.fixtures import Pipeline
+from referral_pipeline_tests.fixtures import worked_examples
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 
 
-def test_lineage_runs_sources_to_staging_to_intermediate_to_kpi():
+def test_lineage_runs_sources_to_staging_to_intermediate_to_facts_to_kpi():
     graph = defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups["sources/opportunities"] == "sources"
     assert groups["staging/opportunities"] == "staging"
     assert groups["intermediate/qbr_referral_signals"] == "intermediate"
+    assert groups["facts/completed_qbrs"] == "facts"
     assert groups["kpi/strategic_referral_win_rate"] == "kpi"
+    assert groups["kpi/referral_funnel"] == "kpi"
     parents = lambda name: {k.to_user_string() for k in graph.get(AssetKey.from_user_string(name)).parent_keys}
     assert parents("staging/qbr_notes") == {"sources/qbr_notes"}
-    assert parents("kpi/qbr_referral_intent_rate") == {
+    # derived from the tables each facts query reads
+    assert parents("facts/completed_qbrs") == {
         "intermediate/qbr_referral_signals", "staging/qbr_notes", "staging/accounts"
     }
-    assert parents("kpi/warm_intro_offer_rate") == {
+    assert parents("facts/active_customers") == {
         "staging/accounts", "staging/warm_intro_asks", "staging/nps_responses"
+    }
+    assert parents("facts/warm_introduction_offers") == {"staging/warm_intro_asks", "facts/active_customers"}
+    assert parents("kpi/qbr_referral_intent_rate") == {"facts/completed_qbrs"}
+    assert parents("kpi/warm_intro_offer_rate") == {"facts/active_customers", "facts/warm_introduction_offers"}
+    assert parents("kpi/referral_funnel") == {
+        "facts/active_customers", "facts/completed_qbrs", "staging/opportunities"
     }
     assert graph.get(AssetKey.from_user_string("staging/nps_responses")).kinds == {"duckdb", "pandera"}
     schema = graph.get(AssetKey.from_user_string("staging/nps_responses")).metadata["dagster/column_schema"]

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from referral_pipeline.defs.resources import Warehouse
-from referral_pipeline_tests.conftest import Pipeline
-from referral_pipeline_tests.test_kpis import worked_examples
+from referral_pipeline_tests.fixtures import Pipeline
+from referral_pipeline_tests.fixtures import worked_examples
 
 DAGSTER = Path(sys.executable).parent / "dagster"
 

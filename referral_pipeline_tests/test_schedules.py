@@ -12,8 +12,8 @@ from referral_pipeline.defs.schedules import (
     changed_quarters_sensor,
     daily_kpi_refresh,
 )
-from referral_pipeline_tests.conftest import account, partner, referred_opportunity
-from referral_pipeline_tests.conftest import SourceSet
+from referral_pipeline_tests.fixtures import account, partner, referred_opportunity
+from referral_pipeline_tests.fixtures import SourceSet
 
 
 @pytest.mark.parametrize(
@@ -44,9 +44,9 @@ def test_daily_refresh_is_a_real_run_of_its_quarters(pipeline):
     ]
 
 
-QUARTERLY_KEYS = (AssetKey(["intermediate", "qbr_referral_signals"]),
-                  *(AssetKey(["kpi", n]) for n in ("strategic_referral_win_rate", "warm_intro_offer_rate",
-                                                   "qbr_referral_intent_rate")))
+QUARTERLY_KEYS = tuple(
+    key for key in defs.resolve_asset_graph().get_all_asset_keys() if key.path[0] in ("intermediate", "facts", "kpi")
+)
 
 
 def materializations(instance: DagsterInstance) -> dict[int, tuple[str, str]]:
@@ -82,13 +82,15 @@ def test_an_edit_in_an_old_quarter_recomputes_that_quarter_only(pipeline):
                                           cursor=sensor_context.cursor)
     requests = changed_quarters_sensor(sensor_context)
     assert [(r.partition_key, [k.to_user_string() for k in r.asset_selection]) for r in requests] == [
-        ("2024-04-01", ["kpi/strategic_referral_win_rate"])
+        ("2024-04-01", ["facts/strategic_referral_opportunities", "kpi/referral_funnel",
+                        "kpi/strategic_referral_win_rate"])
     ]
     for request in requests:
         pipeline.run(request.partition_key, instance=instance, job_name="recompute_changed_quarter",
                      asset_selection=request.asset_selection)
     ran = {done for storage_id, done in materializations(instance).items() if storage_id > before}
-    assert ran == {("strategic_referral_win_rate", "2024-04-01")}
+    assert ran == {("strategic_referral_opportunities", "2024-04-01"), ("referral_funnel", "2024-04-01"),
+                   ("strategic_referral_win_rate", "2024-04-01")}
     assert pipeline.kpi("strategic_referral_win_rate", "2024-Q2") == (1, 1, 100.0)
 
     sensor_context = build_sensor_context(instance=instance, resources=resources, definitions=defs,

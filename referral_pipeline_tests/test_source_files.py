@@ -7,7 +7,7 @@ from dagster import AssetKey, DagsterInstance
 
 from referral_pipeline.defs.assets.source_files import FRESHNESS_CHECK
 from referral_pipeline.definitions import defs
-from referral_pipeline_tests.test_kpis import worked_examples
+from referral_pipeline_tests.fixtures import worked_examples
 
 
 def observe(pipeline, instance, max_age_hours=26.0):

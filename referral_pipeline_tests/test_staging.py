@@ -3,7 +3,7 @@
 import pytest
 
 from referral_pipeline.defs.assets.staging import TOLERANCE_CHECK
-from referral_pipeline_tests.conftest import SourceSet, account, partner, referred_opportunity
+from referral_pipeline_tests.fixtures import SourceSet, account, partner, referred_opportunity
 
 Q2 = "2025-04-01"
 

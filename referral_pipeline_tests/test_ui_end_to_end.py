@@ -19,9 +19,9 @@ import duckdb
 import pytest
 
 from referral_pipeline.lib.sources import SOURCES
-from referral_pipeline_tests.conftest import Pipeline, qbr, referred_opportunity
+from referral_pipeline_tests.fixtures import Pipeline, qbr, referred_opportunity
 from referral_pipeline_tests.dagster_processes import MODULE, DagsterDev, dagster_dev
-from referral_pipeline_tests.test_kpis import worked_examples
+from referral_pipeline_tests.fixtures import worked_examples
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCATION = MODULE  # `dagster dev -m <module>` names the code location after the module

@@ -13,7 +13,8 @@ from dagster import (
     asset_check,
 )
 
-from referral_pipeline.defs.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
+from referral_pipeline.defs.assets.staging import STAGING_KEYS
+from referral_pipeline.defs.quarterly import WAREHOUSE_POOL
 from referral_pipeline.lib.kpis import KPIS
 from referral_pipeline.defs.partitions import previous_quarter, quarter_in_progress, quarter_window
 from referral_pipeline.defs.resources import Freshness, Warehouse

@@ -18,36 +18,34 @@ from dagster import (
     sensor,
 )
 
+from referral_pipeline.defs.assets.facts import facts_assets, table_key
 from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
-from referral_pipeline.defs.assets.kpi import kpi_assets
+from referral_pipeline.defs.assets.kpi import kpi_assets, referral_funnel
 from referral_pipeline.defs.assets.source_files import source_files
 from referral_pipeline.defs.assets.staging import STAGING_KEYS
-from referral_pipeline.defs.fingerprints import (
-    FINGERPRINTS_METADATA,
-    SIGNALS,
-    quarter_fingerprints,
-)
 from referral_pipeline.defs.partitions import (
-    FIRST_QUARTER,
     all_quarters_window,
     previous_quarter,
     quarter_in_progress,
     quarter_window,
 )
-from referral_pipeline.lib.quarters import load_run_quarters
+from referral_pipeline.defs.quarterly import FINGERPRINT_METADATA
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
+from referral_pipeline.lib.fingerprints import current_fingerprints, signals_fingerprints
+from referral_pipeline.lib.kpis import FACTS, REFERRAL_FUNNEL
+from referral_pipeline.lib.quarters import FIRST_QUARTER, load_run_quarters
 
 # Late deals close after the quarter ends: the daily run recomputes the closed quarter this long.
 LATE_CLOSE_WINDOW = timedelta(weeks=6)
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
-QUARTERLY_ASSETS = AssetSelection.groups("intermediate", "kpi")
+QUARTERLY_ASSETS = AssetSelection.groups("intermediate", "facts", "kpi")
 
 refresh_job = define_asset_job(
     "refresh_kpis",
     selection=AssetSelection.groups("staging") | QUARTERLY_ASSETS,
-    description="Stage every source, then recompute the quarters' signals and KPIs.",
+    description="Stage every source, then recompute the quarters' signals, facts, KPIs and funnel.",
 )
 recompute_quarter_job = define_asset_job(
     "recompute_changed_quarter",
@@ -95,8 +93,17 @@ def hourly_source_observation() -> RunRequest:
     return RunRequest()
 
 
-_QUARTERLY_KEYS = {SIGNALS: qbr_referral_signals.key} | {a.key.path[-1]: a.key for a in kpi_assets}
-_DOWNSTREAM_OF_SIGNALS = "qbr_referral_intent_rate"
+_QUARTERLY = [qbr_referral_signals, *facts_assets, *kpi_assets, referral_funnel]
+# What each quarterly asset reads among the quarterly assets: recomputing one recomputes these.
+_UPSTREAM = {a.key: {d for d in a.asset_deps[a.key] if d in {q.key for q in _QUARTERLY}} for a in _QUARTERLY}
+
+
+def _with_downstream(keys: set[AssetKey]) -> set[AssetKey]:
+    """``keys`` and every quarterly asset that reads them, directly or not."""
+    found = set(keys)
+    while grown := {k for k, upstream in _UPSTREAM.items() if upstream & found} - found:
+        found |= grown
+    return found
 
 
 def _recorded_fingerprint(context: SensorEvaluationContext, key: AssetKey, partition: str) -> str | None:
@@ -105,26 +112,34 @@ def _recorded_fingerprint(context: SensorEvaluationContext, key: AssetKey, parti
     ).records
     if not records:
         return None
-    recorded = records[0].asset_materialization.metadata.get(FINGERPRINTS_METADATA)
-    return recorded.value.get(partition) if recorded else None
+    recorded = records[0].asset_materialization.metadata.get(FINGERPRINT_METADATA)
+    return recorded.value if recorded else None
 
 
 def changed_quarters(
     context: SensorEvaluationContext, warehouse: Warehouse, kpi_config: KpiConfig
 ) -> dict[str, list[AssetKey]]:
-    """{quarter: assets} for every materialised quarter whose current inputs differ from its last run's."""
+    """{quarter: assets} for every materialised quarter whose inputs differ from its last run's.
+
+    The signals, the facts and the funnel are fingerprinted (the rows of the facts and the funnel
+    recomputed from today's tables);
+    whatever reads a changed one is recomputed with it.
+    """
+    parameters = kpi_config.model_dump()
     with warehouse.connect() as con:
         load_run_quarters(con, *all_quarters_window())
-        current = {name: quarter_fingerprints(con, name, kpi_config) for name in _QUARTERLY_KEYS}
-    changed: dict[str, set[str]] = {}
-    for name, key in _QUARTERLY_KEYS.items():
+        current = {qbr_referral_signals.key: signals_fingerprints(con, kpi_config.referral_tags)}
+        for derived in (*FACTS, REFERRAL_FUNNEL):  # in dependency order
+            current[table_key(derived.table)] = current_fingerprints(con, derived, parameters)
+    changed: dict[str, set[AssetKey]] = {}
+    for key, fingerprints in current.items():
         for partition in context.instance.get_materialized_partitions(key):
-            if current[name].get(partition) != _recorded_fingerprint(context, key, partition):
-                changed.setdefault(partition, set()).add(name)
-    for names in changed.values():
-        if SIGNALS in names:
-            names.add(_DOWNSTREAM_OF_SIGNALS)
-    return {q: [_QUARTERLY_KEYS[n] for n in sorted(names)] for q, names in sorted(changed.items())}
+            if fingerprints.get(partition) != _recorded_fingerprint(context, key, partition):
+                changed.setdefault(partition, set()).add(key)
+    return {
+        quarter: sorted(_with_downstream(keys), key=lambda k: k.to_user_string())
+        for quarter, keys in sorted(changed.items())
+    }
 
 
 @sensor(

@@ -13,25 +13,22 @@ import duckdb
 from referral_pipeline.lib.warehouse import transaction
 
 FIRST_QUARTER = "2022-01-01"
-# The quarter label (2025-Q2) in DuckDB SQL, for a DATE or TIMESTAMPTZ quarter start.
-QUARTER_LABEL_SQL = "strftime({start}, '%Y') || '-Q' || quarter({start})"
 
 RUN_QUARTERS = "run_quarters"
 IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of the run's quarters
 
 
-def in_quarter_sql(value: str, quarter: str = "q") -> str:
-    """SQL: the instant or day ``value`` falls in the run quarter aliased ``quarter`` (UTC).
-
-    A DATE compares as its midnight in the session's time zone, which the warehouse sets to UTC.
-    """
-    return f"({value} >= {quarter}.starts_at AND {value} < {quarter}.ends_at)"
+# The quarter label of an instant or a day: the one definition of which quarter a row falls in.
+# A TIMESTAMPTZ is read in the session's time zone, which the warehouse sets to UTC.
+QUARTER_OF_MACRO = "CREATE OR REPLACE TEMP MACRO quarter_of(t) AS year(t)::VARCHAR || '-Q' || quarter(t)"
 
 
 def quarters_sql() -> str:
-    """A query of the quarters in [$window_start, $window_end): quarter, starts_at, ends_at (UTC)."""
+    """A query of the quarters in [$window_start, $window_end): quarter, starts_at, ends_at (UTC).
+
+    Needs the macro ``quarter_of``."""
     return f"""
-        SELECT {QUARTER_LABEL_SQL.format(start="range")} AS quarter,
+        SELECT quarter_of(range) AS quarter,
                range AS starts_at,
                range + INTERVAL 3 MONTH AS ends_at
         FROM range($window_start::TIMESTAMPTZ, $window_end::TIMESTAMPTZ, INTERVAL 3 MONTH)
@@ -39,7 +36,9 @@ def quarters_sql() -> str:
 
 
 def load_run_quarters(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime) -> list[str]:
-    """Create the temporary table ``run_quarters`` for [start, end); return its quarter labels."""
+    """Create the temporary table ``run_quarters`` for [start, end) and the macro ``quarter_of``;
+    return the run's quarter labels."""
+    con.execute(QUARTER_OF_MACRO)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {RUN_QUARTERS} AS {quarters_sql()}",
         {"window_start": start, "window_end": end},

@@ -6,26 +6,22 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
-from referral_pipeline.defs.assets.staging import STAGING_KEYS, WAREHOUSE_POOL
-from referral_pipeline.defs.fingerprints import (
-    SIGNALS,
-    quarter_fingerprints,
-    quarterly_metadata,
-    single_quarter_version,
-)
-from referral_pipeline.lib.kpis import QBRS_IN_RUN
+from referral_pipeline.defs.assets.staging import STAGING_KEYS
 from referral_pipeline.defs.partitions import quarterly_partitions
-from referral_pipeline.lib.quarters import IN_RUN, load_run_quarters, replace_quarters
+from referral_pipeline.defs.quarterly import QUARTERLY, record_per_quarter, rows_per_quarter, start_run
+from referral_pipeline.lib.fingerprints import signals_fingerprints
+from referral_pipeline.lib.kpis import QBRS_IN_RUN
+from referral_pipeline.lib.quarters import IN_RUN, replace_quarters
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
 from referral_pipeline.lib.text_signals import detect_referral_evidence_in_batches
 
-SIGNALS_TABLE = "intermediate.qbr_referral_signals"
+SIGNALS = "qbr_referral_signals"
+SIGNALS_TABLE = f"intermediate.{SIGNALS}"
 SIGNALS_DDL = """
     qbr_id VARCHAR NOT NULL,
     referral_signal BOOLEAN NOT NULL,
@@ -75,17 +71,16 @@ ONE_ROW_PER_QBR = "one_row_per_qbr"
             description="Exactly one row per QBR held in each quarter written.",
         )
     ],
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
+    **QUARTERLY,
 )
 def qbr_referral_signals(
     context: AssetExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse
 ) -> MaterializeResult:
     with warehouse.connect() as con:
-        quarters = load_run_quarters(con, *context.partition_time_window)
+        quarters = start_run(context, con)
         with_notes = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE notes IS NOT NULL"
         [(total,)] = con.execute(f"SELECT count(*) FROM ({with_notes})").fetchall()
-        context.log.info(f"Reading the notes of {total} QBRs held in {quarters[0]}..{quarters[-1]}")
+        context.log.info(f"Reading the notes of {total} QBRs held in {min(quarters.values())}..{max(quarters.values())}")
         batches = list(con.sql(with_notes).to_arrow_reader(_NOTES_BATCH))
         evidence = detect_referral_evidence_in_batches(
             (batch["notes"].to_pylist() for batch in batches), total
@@ -111,7 +106,8 @@ def qbr_referral_signals(
             f"SELECT (SELECT count(*) FROM ({QBRS_IN_RUN})), (SELECT count(DISTINCT qbr_id) FROM "
             f"{SIGNALS_TABLE} WHERE {IN_RUN})"
         ).fetchone()
-        fingerprints = quarter_fingerprints(con, SIGNALS, kpi_config)
+        fingerprints = signals_fingerprints(con, kpi_config.referral_tags)
+        rows = rows_per_quarter(con, SIGNALS_TABLE)
         sample = con.execute(
             f"SELECT quarter, qbr_id, signal_source, evidence FROM {SIGNALS_TABLE} "
             f"WHERE {IN_RUN} AND signal_source LIKE '%text' "
@@ -119,9 +115,8 @@ def qbr_referral_signals(
         ).df()
     context.log.info(f"{SIGNALS_TABLE}: {written} QBRs, by signal source {by_source}")
     return MaterializeResult(
-        data_version=single_quarter_version(fingerprints),
+        data_version=record_per_quarter(context, quarters, rows, fingerprints),
         metadata={
-            **quarterly_metadata(fingerprints, written, quarters),
             "qbrs_by_signal_source": MetadataValue.json(by_source),
             "evidence_sample": MetadataValue.md(sample.to_markdown(index=False)),
         },

@@ -17,13 +17,13 @@ from dagster import (
 )
 
 from referral_pipeline.defs.assets.source_files import source_file_key
+from referral_pipeline.defs.quarterly import WAREHOUSE_POOL
 from referral_pipeline.defs.resources import KpiConfig, SourceFolder, Warehouse
 from referral_pipeline.lib.sources import SOURCES, Source
 from referral_pipeline.lib.validation import QUARANTINE_TABLE, StagingResult, stage_source
 
 TOLERANCE_CHECK = "rejected_share_within_tolerance"
 REJECTS_CHECK = "rejected_rows"
-WAREHOUSE_POOL = "warehouse"
 _SAMPLE_REJECTS = 20
 
 
