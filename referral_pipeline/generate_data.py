@@ -42,6 +42,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from referral_pipeline.lib import schemas
+from referral_pipeline.lib.sources import SOURCES as CONTRACT_SOURCES
+
 # --------------------------------------------------------------------------------------------------
 # constants
 # --------------------------------------------------------------------------------------------------
@@ -73,15 +76,8 @@ PRESETS: dict[str, Preset] = {
                  (200, 800), 0.0),
 }
 
-SOURCES = ["accounts", "partners", "opportunities", "warm_intro_asks", "nps_responses", "qbr_notes"]
-STEMS = {
-    "accounts": "crm/accounts",
-    "partners": "crm/partners",
-    "opportunities": "crm/opportunities",
-    "warm_intro_asks": "crm/warm_intro_asks",
-    "nps_responses": "nps/responses",
-    "qbr_notes": "qbr/notes",
-}
+SOURCES = [source.name for source in CONTRACT_SOURCES]
+STEMS = {source.name: source.path_stem for source in CONTRACT_SOURCES}
 
 # bad kinds per source, in priority order (small counts take the first kinds first)
 BAD_KINDS: dict[str, list[str]] = {
@@ -111,17 +107,18 @@ BAD_UTF8_BYTES = "M\u00fcller \u00e9quipe".encode("latin-1")  # Windows-1252 byt
 # --------------------------------------------------------------------------------------------------
 # vocabularies
 # --------------------------------------------------------------------------------------------------
-TIERS = ["strategic", "enterprise", "mid_market", "smb"]
-LIFECYCLE = ["prospect", "onboarding", "adoption", "expansion", "renewal", "churned"]
-PARTNER_TYPES = ["reseller", "technology", "agency", "advisor"]
-PARTNER_TIERS = ["platinum", "gold", "silver", "registered"]
-STAGES = ["prospecting", "qualification", "proposal", "negotiation", "closed_won", "closed_lost"]
-LEAD_SOURCES = ["referral", "inbound", "outbound", "event", "partner", "other"]
-REF_TYPES = ["customer", "partner", "employee"]
-TRIGGERS = ["qbr", "nps", "renewal", "onboarding", "other"]
-OUTCOMES = ["accepted", "declined", "pending"]
-FORMATS = ["in_person", "virtual", "hybrid"]
-STATUSES = ["completed", "cancelled", "scheduled"]
+# the contract's enums, from the source models (the generator indexes them by position)
+TIERS = list(schemas.ACCOUNT_TIERS)
+LIFECYCLE = list(schemas.LIFECYCLE_STAGES)
+PARTNER_TYPES = list(schemas.PARTNER_TYPES)
+PARTNER_TIERS = list(schemas.PARTNER_TIERS)
+STAGES = list(schemas.OPPORTUNITY_STAGES)
+LEAD_SOURCES = list(schemas.LEAD_SOURCES)
+REF_TYPES = list(schemas.REFERRAL_SOURCE_TYPES)
+TRIGGERS = list(schemas.TRIGGER_EVENTS)
+OUTCOMES = list(schemas.ASK_OUTCOMES)
+FORMATS = list(schemas.QBR_FORMATS)
+STATUSES = list(schemas.QBR_STATUSES)
 
 VERTICALS = ["SaaS", "Fintech", "Healthcare", "Manufacturing", "Retail", "Education", "Public Sector",
              "Media & Entertainment", "Logistics", "Energy", "Insurance", "Biotech"]
