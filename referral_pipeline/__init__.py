@@ -1,9 +1,5 @@
-"""Referral KPIs from CRM, NPS and QBR-note exports: a Dagster pipeline over DuckDB."""
+"""Referral KPIs from CRM, NPS and QBR-note exports: a Dagster pipeline over DuckDB.
 
-import warnings
-
-from dagster import BetaWarning
-
-# Single-run backfills and observable exports are the point of these assets; Dagster marks both beta.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
-warnings.filterwarnings("ignore", message="Function `multi_observable_source_asset`", category=BetaWarning)
+`lib/` holds the plain logic (no Dagster); `defs/` the Dagster definitions built on it;
+`definitions.py` assembles them.
+"""

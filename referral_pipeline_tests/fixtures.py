@@ -110,9 +110,9 @@ class Pipeline:
 
     def run(self, partition: str | None = None, partition_range: tuple[str, str] | None = None,
             config: dict | None = None, raise_on_error: bool = True, instance: DagsterInstance | None = None,
-            job_name: str | None = None, asset_selection=None):
+            job_name: str | None = None, asset_selection=None, asset_check_selection=None):
         """Materialise a quarter or a range of quarters, as the CLI does: every asset unless a job
-        or an asset selection is named."""
+        or an asset selection is named; with ``asset_check_selection`` alone, run those checks."""
         tags = {}
         if partition_range:
             tags = {"dagster/asset_partition_range_start": partition_range[0],
@@ -125,6 +125,8 @@ class Pipeline:
             }
         }
         job = defs.resolve_job_def(job_name) if job_name else defs.resolve_implicit_global_asset_job_def()
+        if asset_check_selection is not None:
+            job = job.get_subset(asset_selection=set(), asset_check_selection=set(asset_check_selection))
         return job.execute_in_process(
             run_config=run_config,
             partition_key=partition,

@@ -78,3 +78,16 @@ def test_contract_commands(tmp_path, dagster_home):
     assert pipeline.kpi("warm_intro_offer_rate", "2025-Q2") == (38, 200, 19.0)
     assert pipeline.kpi("qbr_referral_intent_rate", "2025-Q2") == (18, 60, 30.0)
     assert pipeline.kpi("strategic_referral_win_rate", "2024-Q3") == (0, 0, None)
+
+
+def test_the_plain_logic_imports_no_dagster():
+    """referral_pipeline.lib (models, readers, validation, KPI and facts SQL, the detector) stands alone."""
+    modules = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "referral_pipeline" / "lib").glob("*.py"))
+    assert {"kpis", "sources", "validation", "text_signals"} <= set(modules)
+    code = (
+        "import sys\n"
+        + "".join(f"import referral_pipeline.lib.{m}\n" for m in modules if m != "__init__")
+        + "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith('dagster')}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

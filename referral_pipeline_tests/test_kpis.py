@@ -1,7 +1,9 @@
 """The seeds' worked examples and the contract's KPI rules, on hand-checked source folders."""
 
+import duckdb
+from dagster import AssetCheckKey, AssetKey
+
 from referral_pipeline_tests.fixtures import (
-    worked_examples,
     SourceSet,
     account,
     ask,
@@ -10,6 +12,7 @@ from referral_pipeline_tests.fixtures import (
     partner,
     qbr,
     referred_opportunity,
+    worked_examples,
 )
 
 Q2 = "2025-04-01"
@@ -192,3 +195,127 @@ def test_rematerialising_a_quarter_replaces_exactly_its_rows(pipeline):
     pipeline.run(Q2)
     assert pipeline.kpi("strategic_referral_win_rate", "2025-Q2") == (0, 1, 0.0)
     assert pipeline.kpi("strategic_referral_win_rate", "2025-Q1") == (0, 1, 0.0)  # not re-run: unchanged
+
+
+def test_facts_rows_behind_the_win_rate(pipeline):
+    s = base()
+    s.opportunities += [
+        referred_opportunity("O1", "2025-05-01T10:00:00Z", "REF", "customer", stage="closed_won",
+                             closed_at="2025-06-01", amount="1200.5", vertical="fintech", owner="kim"),
+        referred_opportunity("O2", "2025-05-02", "ADV", "partner"),
+        referred_opportunity("O3", "2025-05-03", "SILVER", "partner", stage="closed_won"),  # not strategic
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    rows = pipeline.query(
+        "SELECT quarter, opportunity_id, stage, closed_won, amount, referral_source_type, referrer_id, "
+        "referrer_tier, vertical, owner FROM facts.strategic_referral_opportunities ORDER BY opportunity_id"
+    )
+    assert rows == [
+        ("2025-Q2", "O1", "closed_won", 1, 1200.5, "customer", "REF", "strategic", "fintech", "kim"),
+        ("2025-Q2", "O2", "prospecting", 0, None, "partner", "ADV", "advisor", None, None),
+    ]
+    assert pipeline.kpi("strategic_referral_win_rate", "2025-Q2") == (1, 2, 50.0)
+
+
+def warm_intro_sources() -> SourceSet:
+    """2025-Q2: A promoter asked twice (qbr by ana, renewal), B a detractor asked through nps,
+    C never asked, D churned before the quarter (asked, out of scope)."""
+    s = base()
+    s.accounts += [account("A", csm_owner="ana"), account("B", tier="smb"), account("C"),
+                   account("D", churned_on="2025-03-01", lifecycle_stage="churned")]
+    s.nps_responses += [nps("N1", "A", 10, "2025-05-01"), nps("N2", "B", 3, "2025-05-01")]
+    s.warm_intro_asks += [
+        ask("K1", "A", "2025-05-02", "qbr", asked_by="ana", outcome="accepted"),
+        ask("K2", "A", "2025-06-02", "renewal"),
+        ask("K3", "B", "2025-05-03", "nps", asked_by="bo"),
+        ask("K4", "D", "2025-05-04", "qbr", asked_by="ana"),
+    ]
+    return s
+
+
+def test_facts_rows_behind_the_warm_intro_rate_follow_scope_and_triggers(pipeline):
+    warm_intro_sources().write(pipeline.data_dir)
+    pipeline.run(Q2)
+    customers = "SELECT account_id, nps_score, nps_band, asked FROM facts.active_customers ORDER BY 1"
+    asks = "SELECT ask_id, account_id, asked_by, trigger_event, outcome FROM facts.warm_introduction_offers ORDER BY 1"
+    assert pipeline.query(customers) == [
+        ("A", 10.0, "promoter", 1), ("B", 3.0, "detractor", 1), ("C", None, "no_response", 0),
+        ("REF", None, "no_response", 0),
+    ]
+    assert pipeline.query(asks) == [
+        ("K1", "A", "ana", "qbr", "accepted"), ("K2", "A", None, "renewal", None), ("K3", "B", "bo", "nps", None),
+    ]
+    pipeline.run(Q2, config={"warm_intro_scope": "promoters", "counted_triggers": ["nps", "renewal"]})
+    assert pipeline.query(customers) == [("A", 10.0, "promoter", 1)]  # asked through renewal
+    assert pipeline.query(asks) == [("K2", "A", None, "renewal", None)]  # B is out of scope now
+    assert pipeline.kpi("warm_intro_offer_rate", "2025-Q2", "trigger_event", "nps") == (0, 1, 0.0)
+    assert pipeline.kpi("warm_intro_offer_rate", "2025-Q2", "trigger_event", "renewal") == (1, 1, 100.0)
+
+
+def test_facts_rows_behind_the_qbr_rate(pipeline):
+    s = base()
+    s.accounts.append(account("C1", tier="smb", csm_owner="owner1"))
+    s.qbr_notes += [
+        qbr("Q1", "C1", "2025-04-01", tags=["referral_intent"]),
+        qbr("Q2", "C1", "2025-04-02", csm="csm2", notes="Happy to be a reference for us."),
+        qbr("Q3", "C1", "2025-04-03", status="cancelled", tags=["referral_intent"]),
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(Q2)
+    assert pipeline.query(
+        "SELECT qbr_id, csm, account_tier, referral_signal, signal_source, evidence FROM facts.completed_qbrs ORDER BY 1"
+    ) == [
+        ("Q1", "owner1", "smb", True, "tag", "referral_intent"),
+        ("Q2", "csm2", "smb", True, "text", "Happy to be a reference for us."),
+    ]
+
+
+def test_referral_funnel_follows_in_scope_accounts_through_the_steps(pipeline):
+    s = warm_intro_sources()
+    s.qbr_notes += [qbr("Q1", "A", "2025-04-10", tags=["referral_intent"]),
+                    qbr("Q2", "C", "2025-04-11", tags=["referral_intent"]),
+                    qbr("Q3", "D", "2025-04-12", tags=["referral_intent"])]  # D is out of scope
+    s.opportunities += [
+        referred_opportunity("O1", "2025-05-01", "A", "customer", stage="closed_won"),  # A: every step
+        referred_opportunity("O2", "2025-05-01", "C", "customer"),  # C: intent, not asked, referred
+        referred_opportunity("O3", "2025-05-01", "B", "customer", stage="closed_won"),  # B: no intent
+        referred_opportunity("O4", "2025-02-01", "C", "customer", stage="closed_won"),  # another quarter
+    ]
+    s.write(pipeline.data_dir)
+    pipeline.run(partition_range=("2022-10-01", Q2))
+    rows = pipeline.query(
+        "SELECT step, stage, accounts, pct_of_scope, accounts_through, step_conversion_pct "
+        "FROM kpi.referral_funnel WHERE quarter = '2025-Q2' ORDER BY step"
+    )
+    # in scope: A, B, C, REF
+    assert rows == [
+        (1, "in_scope", 4, 100.0, 4, None),
+        (2, "referral_intent", 2, 50.0, 2, 50.0),  # A, C
+        (3, "asked", 2, 50.0, 1, 50.0),  # A, B; through: A
+        (4, "referred", 3, 75.0, 1, 100.0),  # A, B, C; through: A
+        (5, "referral_won", 2, 50.0, 1, 100.0),  # A, B; through: A
+    ]
+    empty = pipeline.query("SELECT step, accounts, pct_of_scope, accounts_through, step_conversion_pct "
+                           "FROM kpi.referral_funnel WHERE quarter = '2022-Q4' ORDER BY step")  # before any customer
+    assert empty == [(step, 0, None, 0, None) for step in range(1, 6)]
+
+
+def test_the_facts_check_fails_when_a_facts_row_is_changed_by_hand(pipeline):
+    s = base()
+    s.opportunities += [referred_opportunity("O1", "2025-05-01", stage="closed_won"),
+                        referred_opportunity("O2", "2025-05-02")]
+    s.write(pipeline.data_dir)
+    result = pipeline.run(Q2)
+    checks = {e.asset_check_key.name: e.passed for e in result.get_asset_check_evaluations()
+              if e.asset_key.path[-1] == "strategic_referral_win_rate"}
+    assert checks["matches_its_facts"] is True
+
+    with duckdb.connect(str(pipeline.warehouse)) as con:
+        con.execute("UPDATE facts.strategic_referral_opportunities SET closed_won = 1 WHERE opportunity_id = 'O2'")
+    check_key = AssetCheckKey(AssetKey(["kpi", "strategic_referral_win_rate"]), "matches_its_facts")
+    result = pipeline.run(Q2, asset_check_selection=[check_key], raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed is False
+    # 5 rows (overall, and O2's segment of each of the 4 dimensions), each found on both sides
+    assert evaluation.metadata["mismatched_rows"].value == 10
