@@ -1,9 +1,9 @@
-"""The Cube data model of the facts, and a copy of the facts for readers of older DuckDB files.
+"""The KPI catalog: the Cube data model and docs/kpis.md, and a copy of the facts for older readers.
 
-    python -m referral_pipeline.cube write [--out cube/model]
-    python -m referral_pipeline.cube export-facts --out DIR [--storage-version v1.0.0]
+    python -m referral_pipeline.catalog write
+    python -m referral_pipeline.catalog export-facts --out DIR [--storage-version v1.0.0]
 
-``write`` regenerates the model from the KPI declarations; ``export-facts`` copies the facts tables
+``write`` regenerates cube/model/*.yml and docs/kpis.md from the KPI declarations; ``export-facts`` copies the facts tables
 of the warehouse ($REFERRAL_WAREHOUSE, else data/warehouse.duckdb) to Parquet files, and with
 ``--storage-version`` to a DuckDB file that DuckDB 1.x readers (Cube's DuckDB driver) can open.
 """
@@ -13,22 +13,26 @@ from pathlib import Path
 
 from referral_pipeline.defs.resources import PROJECT_DIR, Warehouse
 from referral_pipeline.lib.cube_model import export_facts, write_model
+from referral_pipeline.lib.kpi_docs import kpi_docs_markdown
 
 MODEL_DIR = PROJECT_DIR / "cube" / "model"
+KPI_DOCS = PROJECT_DIR / "docs" / "kpis.md"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    write = commands.add_parser("write", help="write the Cube model files")
-    write.add_argument("--out", type=Path, default=MODEL_DIR)
+    commands.add_parser("write", help="write the Cube model files and docs/kpis.md")
     export = commands.add_parser("export-facts", help="copy the facts tables to Parquet (and an older DuckDB file)")
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--storage-version", help="also write DIR/referral_facts.duckdb in this DuckDB storage version")
     args = parser.parse_args()
     if args.command == "write":
-        for path in write_model(args.out):
+        for path in write_model(MODEL_DIR):
             print(path)
+        KPI_DOCS.parent.mkdir(exist_ok=True)
+        KPI_DOCS.write_text(kpi_docs_markdown(), encoding="utf-8")
+        print(KPI_DOCS)
         return
     warehouse = Warehouse()
     with warehouse.connect() as con:
