@@ -91,3 +91,18 @@ def test_the_plain_logic_imports_no_dagster():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_dg_launch_runs_the_same_definitions(tmp_path):
+    """`dg launch` (dagster-dg-cli, configured in [tool.dg]) materialises a quarter like the contract's command."""
+    pipeline = Pipeline(data_dir=tmp_path / "exports", warehouse=tmp_path / "wh" / "kpis.duckdb")
+    worked_examples().write(pipeline.data_dir)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update(REFERRAL_DATA_DIR=str(pipeline.data_dir), REFERRAL_WAREHOUSE=str(pipeline.warehouse))
+    done = subprocess.run(
+        [str(DAGSTER.with_name("dg")), "launch", "--assets", "*", "--partition", "2025-04-01"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert pipeline.kpi("strategic_referral_win_rate", "2025-Q2") == (24, 40, 60.0)
+    assert pipeline.kpi("qbr_referral_intent_rate", "2025-Q2") == (18, 60, 30.0)
