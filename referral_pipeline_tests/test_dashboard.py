@@ -38,13 +38,14 @@ CHROMIUM_FLAGS = [
 ]
 needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium")
 
-# (quarter, numerator, denominator) of each KPI's overall rows; 2025-Q3 is absent (not materialised).
+# (quarter, numerator, denominator) of each KPI's overall rows; 2025-Q3 is absent (not materialised),
+# 2025-Q2 has no data yet (left out of the trend).
 OVERALL = {
     "strategic_referral_win_rate": [
-        ("2025-Q4", 3, 10), ("2026-Q1", 4, 10), ("2026-Q2", 5, 20), ("2026-Q3", 9, 24), ("2026-Q4", 1, 8),
+        ("2025-Q2", 0, 0), ("2025-Q4", 3, 10), ("2026-Q1", 4, 10), ("2026-Q2", 5, 20), ("2026-Q3", 9, 24), ("2026-Q4", 1, 8),
     ],
     "warm_intro_offer_rate": [("2026-Q2", 24, 100), ("2026-Q3", 30, 120), ("2026-Q4", 6, 118)],
-    "qbr_referral_intent_rate": [("2026-Q2", 0, 0), ("2026-Q3", 11, 44), ("2026-Q4", 2, 10)],
+    "qbr_referral_intent_rate": [("2026-Q1", 3, 12), ("2026-Q2", 0, 0), ("2026-Q3", 11, 44), ("2026-Q4", 2, 10)],
 }
 OWNER_WITH_MARKUP = 'Zoë "Z" <O\'Neil> & Co'
 # Segments of the latest closed quarter: (dimension, segment, numerator, denominator).
@@ -340,13 +341,15 @@ def test_trend_marks_the_quarter_in_progress_and_compares_with_the_calendar_quar
     trend = dashboard.kpi_trend(con, KPI["strategic_referral_win_rate"].table, CURRENT).set_index("quarter")
     assert list(trend.index) == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
     assert list(trend["partial"]) == [False, False, False, False, True]
-    # 2025-Q3 was never materialised: 2025-Q4 has nothing to compare with.
+    # 2025-Q2 (0 / 0, before any data) is left out; 2025-Q3 was never materialised: 2025-Q4 has
+    # nothing to compare with.
     assert trend["change_pp"].isna().tolist() == [True, False, False, False, False]
     assert trend.loc["2026-Q3", "change_pp"] == pytest.approx(37.5 - 25.0)
     assert trend.loc["2026-Q4", "change_pp"] == pytest.approx(12.5 - 37.5)
     # A quarter whose denominator is 0 has no rate, so the next one has no change either.
     qbr = dashboard.kpi_trend(con, KPI["qbr_referral_intent_rate"].table, CURRENT).set_index("quarter")
-    assert qbr["rate_pct"].isna()["2026-Q2"] and qbr["change_pp"].isna()["2026-Q3"]
+    assert list(qbr.index) == ["2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]  # 0 / 0 inside the range stays
+    assert qbr["rate_pct"].isna()["2026-Q2"] and qbr["change_pp"].isna()[["2026-Q2", "2026-Q3"]].all()
     # Asked for an earlier "current" quarter, later quarters are left out and that one is partial.
     earlier = dashboard.kpi_trend(con, KPI["strategic_referral_win_rate"].table, "2026-Q2")
     assert list(earlier["quarter"]) == ["2025-Q4", "2026-Q1", "2026-Q2"] and earlier["partial"].iloc[-1]
@@ -430,8 +433,9 @@ def test_every_chart_renders_in_chromium_with_the_numbers_and_no_request(written
             re.search(r"Quarter: (\S+);", b.attrs["aria-label"])[1]: b
             for b in trend.find_all(aria_roledescription="bar")
         }
-        assert sorted(bars) == [q for q, _, d in rows if d]  # no bar where the rate is undefined (0 / 0)
-        for quarter, n, d in (r for r in rows if r[2]):
+        shown = [r for r in rows if r[0] != "2025-Q2"]  # no data before: left out
+        assert sorted(bars) == [q for q, _, d in shown if d]  # no bar where the rate is undefined (0 / 0)
+        for quarter, n, d in (r for r in shown if r[2]):
             label = bars[quarter].attrs["aria-label"]
             assert f"Numerator: {n};" in label and f"Denominator: {d};" in label
             status = dashboard.PARTIAL if quarter == CURRENT else dashboard.CLOSED
@@ -467,8 +471,12 @@ def test_every_chart_renders_in_chromium_with_the_numbers_and_no_request(written
     # Data quality: the quarantined share per export, and the table with top reasons and ages.
     (quality,) = of("quality")
     assert "4.00%  (20 of 500 rows)" in quality.texts("text")
-    rows = {tr.attrs["data-source"]: tr.text for tr in dom.find_all("tr") if "data-source" in tr.attrs}
-    assert "duplicate: 8; conflicting duplicate: 5; stage: not an allowed value: 4" in rows["opportunities"]
+    trs = {tr.attrs["data-source"]: tr for tr in dom.find_all("tr") if "data-source" in tr.attrs}
+    rows = {source: tr.text for source, tr in trs.items()}
+    assert [li.text for li in trs["opportunities"].find_all("li")] == [
+        "duplicate 8", "conflicting duplicate 5", "stage: not an allowed value 4",
+    ]
+    assert "20" in rows["opportunities"] and "4.00%" in rows["opportunities"]
     assert "and 2 more reasons (3 rows) not shown" in " ".join(rows["opportunities"].split())
     assert "3.0 days (stale)" in rows["opportunities"] and "2.0 h" in rows["accounts"]
     assert "missing" in rows["nps_responses"]

@@ -12,6 +12,7 @@ times of the exports; a table not there yet is said so on the page, not an error
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -103,7 +104,8 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 def kpi_trend(con: duckdb.DuckDBPyConnection, table: str, current_quarter: str) -> pd.DataFrame:
     """The overall row of each quarter up to ``current_quarter``, flagged partial or not, with the
-    change in percentage points from the calendar quarter before (NULL when that one is missing)."""
+    change in percentage points from the calendar quarter before (NULL when that one is missing or
+    has no rate). Quarters before the first one with a denominator are left out: no data yet."""
     start = _QUARTER_START_SQL.format(q="quarter")
     return con.execute(
         f"""
@@ -114,6 +116,7 @@ def kpi_trend(con: duckdb.DuckDBPyConnection, table: str, current_quarter: str) 
         SELECT o.quarter, o.numerator, o.denominator, o.rate_pct, o.quarter = $current AS partial,
                p.quarter AS previous_quarter, o.rate_pct - p.rate_pct AS change_pp
         FROM o LEFT JOIN o AS p ON p.starts_on = o.starts_on - INTERVAL 3 MONTH
+        WHERE o.starts_on >= coalesce((SELECT min(starts_on) FROM o WHERE denominator > 0), o.starts_on)
         ORDER BY o.quarter
         """,
         {"current": current_quarter},
@@ -249,7 +252,7 @@ def _trend_frame(trend: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def trend_chart(trend: pd.DataFrame, title: str, width: int = 560, height: int = 220) -> alt.LayerChart:
+def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 220) -> alt.LayerChart:
     """Bars of the rate per quarter, the quarter in progress lighter, dashed and tagged ``partial``."""
     frame = _trend_frame(trend)
     status = dict(domain=[CLOSED, PARTIAL])
@@ -280,7 +283,7 @@ def trend_chart(trend: pd.DataFrame, title: str, width: int = 560, height: int =
         .mark_text(dy=-20, fontSize=11, fontStyle="italic", fontWeight="bold", color="#1a4d8f")
         .encode(y="label_y:Q", text=alt.value("partial"))
     )
-    return alt.layer(bars, values, tag).properties(title=title, width=width, height=height)
+    return alt.layer(bars, values, tag).properties(title=title, width=alt.Step(step), height=height)
 
 
 def segment_chart(segments: pd.DataFrame, dimension: str, quarter: str, overall_rate) -> alt.LayerChart:
@@ -330,7 +333,8 @@ def funnel_chart(funnel: pd.DataFrame, default_quarter: str) -> alt.LayerChart:
     frame["stage_title"] = frame["stage"].map(lambda s: STAGE_TITLES.get(s, s))
     frame["label"] = [
         f"{a:,} · {fmt_pct(p)} of scope"
-        + ("" if step == 1 else f" · {fmt_int(t)} through every step ({fmt_pct(c)} of the step before)")
+        + ("" if step == 1 else f" · {fmt_int(t)} through every step")
+        + ("" if _missing(c) else f" ({fmt_pct(c)} of the step before)")
         for a, p, step, t, c in zip(
             frame["accounts"], frame["pct_of_scope"].astype(object), frame["step"],
             frame["accounts_through"], frame["step_conversion_pct"].astype(object),
@@ -421,6 +425,13 @@ def quality_chart(quality: pd.DataFrame, tolerance_pct: float | None) -> alt.Lay
     )
 
 
+@functools.cache
+def inline_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one script for the page (built by vl-convert, offline;
+    a second or so the first time in a process)."""
+    return vlc.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+
+
 def chart_svg(chart: alt.TopLevelMixin) -> str:
     """The chart drawn as SVG, without a browser."""
     return vlc.vegalite_to_svg(chart.to_dict(), vl_version=VEGA_LITE_VERSION)
@@ -451,7 +462,7 @@ def kpi_trend_markdown(con: duckdb.DuckDBPyConnection, kpi, current_quarter: str
     trend = kpi_trend(con, kpi.table, current_quarter)
     if trend.empty:
         return f"**{kpi.title}**: no quarter materialised yet."
-    svg = chart_svg(trend_chart(trend, f"{kpi.title} by quarter", width=480, height=200))
+    svg = chart_svg(trend_chart(trend, f"{kpi.title} by quarter", step=36, height=200))
     image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     lines = [
         f"**{kpi.title}** = {kpi.formula}",
@@ -639,9 +650,9 @@ def _quality_section(
                 "staged_rows": fmt_int(s["staged_rows"]) if s else "—",
                 "quarantined_rows": fmt_int(s["quarantined_rows"]) if s else "—",
                 "quarantined_pct": (
-                    fmt_pct(100.0 * s["quarantined_rows"] / s["input_rows"]) if s and s["input_rows"] else "—"
+                    f"{100.0 * s['quarantined_rows'] / s['input_rows']:.2f}%" if s and s["input_rows"] else "—"
                 ),
-                "reasons": [f"{r['reason']}: {r['rows']:,}" for r in s["top_reasons"]] if s else [],
+                "reasons": [(r["reason"], fmt_int(r["rows"])) for r in s["top_reasons"]] if s else [],
                 "more_reasons": int(s["more_reasons"]) if s else 0,
                 "more_reasons_rows": fmt_int(s["more_reasons_rows"]) if s else "0",
                 "staged_at": (
@@ -683,7 +694,7 @@ def dashboard_html(
     quality = _quality_section(con, exports, now, tolerance_pct, max_age_hours, charts)
     missing = tuple(k["table"] for k in kpis if k["missing"]) + ((FUNNEL_TABLE,) if funnel["missing"] else ())
     specs = json.dumps(charts.specs, separators=(",", ":"), default=str).replace("<", "\\u003c")
-    bundle = vlc.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    bundle = inline_bundle()
     html = _TEMPLATE.render(
         now=f"{now:%Y-%m-%d %H:%M} UTC",
         source=source,
@@ -770,6 +781,9 @@ _TEMPLATE = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=
   th { background: #f0f4f8; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   .stale { color: #b42318; font-weight: 600; }
+  ul.reasons { margin: 0; padding-left: 16px; }
+  ul.reasons .count { font-weight: 600; font-variant-numeric: tabular-nums; }
+  td.nowrap { white-space: nowrap; }
   .note { color: #52606d; font-size: 13px; }
   .missing { color: #b42318; }
   details summary { cursor: pointer; color: #1f3a5f; font-weight: 600; margin: 6px 0; }
@@ -922,11 +936,11 @@ _TEMPLATE = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=
     <tbody>
     {% for r in quality.rows %}
       <tr data-source="{{ r.source }}"><td><strong>{{ r.title }}</strong><br><span class="note">{{ r.file }}</span></td>
-        <td>{{ r.modified }}</td><td class="num{% if r.stale %} stale{% endif %}">{{ r.age }}{% if r.stale and r.modified != '—' %} (stale){% endif %}</td>
+        <td>{{ r.modified }}</td><td class="num nowrap{% if r.stale %} stale{% endif %}">{{ r.age }}{% if r.stale and r.modified != '—' %} (stale){% endif %}</td>
         <td class="num">{{ r.input_rows }}</td><td class="num">{{ r.staged_rows }}</td>
         <td class="num">{{ r.quarantined_rows }}</td><td class="num">{{ r.quarantined_pct }}</td>
-        <td>{% if r.reasons %}{{ r.reasons | join('; ') }}{% elif r.staged %}none{% else %}—{% endif %}
-          {% if r.more_reasons %}<br><span class="note">and {{ r.more_reasons }} more reason{{ 's' if r.more_reasons > 1 }}
+        <td>{% if r.reasons %}<ul class="reasons">{% for reason, rows in r.reasons %}<li>{{ reason }} <span class="count">{{ rows }}</span></li>{% endfor %}</ul>{% elif r.staged %}none{% else %}—{% endif %}
+          {% if r.more_reasons %}<span class="note more-reasons">and {{ r.more_reasons }} more reason{{ 's' if r.more_reasons > 1 }}
             ({{ r.more_reasons_rows }} rows) not shown</span>{% endif %}</td>
         <td style="white-space: nowrap">{{ r.staged_at }}</td></tr>
     {% endfor %}

@@ -13,6 +13,7 @@ from referral_pipeline.lib.dashboard import (
     fmt_int,
     fmt_pct,
     fmt_pp,
+    inline_bundle,
     kpi_latest_markdown,
     kpi_trend_markdown,
     quarter_label,
@@ -92,6 +93,7 @@ def kpi_dashboard(
     freshness: Freshness,
 ) -> MaterializeResult:
     path = dashboard.resolve(warehouse)
+    inline_bundle()  # built before taking the warehouse's lock, which the other steps wait for
     with warehouse.connect() as con:
         summary = write_dashboard(
             con,
