@@ -7,7 +7,7 @@ from referral_pipeline.defs.assets.facts import facts_assets
 from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
 from referral_pipeline.defs.assets.kpi import facts_checks, kpi_assets, referral_funnel
 from referral_pipeline.defs.assets.source_files import source_files
-from referral_pipeline.defs.assets.staging import staging_assets
+from referral_pipeline.defs.assets.staging import quarantine_spec, staging_assets
 from referral_pipeline.defs.checks import kpi_freshness_checks, warning_checks
 from referral_pipeline.defs.resources import Freshness, KpiConfig, SourceFolder, Warehouse
 from referral_pipeline.defs.schedules import (
@@ -20,7 +20,7 @@ from referral_pipeline.defs.schedules import (
 )
 
 defs = Definitions(
-    assets=[source_files, *staging_assets, qbr_referral_signals, *facts_assets, *kpi_assets, referral_funnel],
+    assets=[source_files, *staging_assets, quarantine_spec, qbr_referral_signals, *facts_assets, *kpi_assets, referral_funnel],
     asset_checks=[*warning_checks, *facts_checks, *kpi_freshness_checks],
     jobs=[refresh_job, recompute_quarter_job, observe_sources_job],
     schedules=[daily_kpi_refresh, hourly_source_observation],

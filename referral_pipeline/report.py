@@ -6,6 +6,7 @@
 import argparse
 
 from referral_pipeline.lib.kpis import KPIS
+from referral_pipeline.lib.quarters import quarter_label
 from referral_pipeline.defs.partitions import quarterly_partitions
 from referral_pipeline.defs.resources import Warehouse
 
@@ -34,10 +35,12 @@ def main() -> None:
         return
     warehouse = Warehouse()
     print(f"Overall KPI rows in {warehouse.resolve()}")
+    in_progress = quarter_label(quarterly_partitions.get_last_partition_key())
     print(f"{'KPI':<36} {'quarter':<8} {'numerator':>9} {'denominator':>11} {'rate_pct':>8}")
     for title, quarter, numerator, denominator, rate in latest_overall_rows(warehouse, args.quarters):
         shown = "NULL" if rate is None else f"{rate:.1f}"
-        print(f"{title:<36} {quarter:<8} {numerator:>9} {denominator:>11} {shown:>8}")
+        mark = "  (in progress: partial quarter)" if quarter == in_progress else ""
+        print(f"{title:<36} {quarter:<8} {numerator:>9} {denominator:>11} {shown:>8}{mark}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The staging assets in real runs: the tolerance gate, failures that keep the warehouse as it was."""
 
 import pytest
+from dagster import AssetKey, DagsterInstance
 
 from referral_pipeline.defs.assets.staging import TOLERANCE_CHECK
 from referral_pipeline_tests.fixtures import SourceSet, account, partner, referred_opportunity
@@ -80,3 +81,18 @@ def test_config_errors_fail_the_run_before_anything_is_read(pipeline, config, fi
     assert "STEP_START" not in events
     assert field in events["RESOURCE_INIT_FAILURE"].event_specific_data.error.message
     assert not pipeline.warehouse.exists()
+
+
+def test_the_quarantine_is_an_asset_with_each_staging_runs_rejects(pipeline):
+    s = SourceSet(accounts=[account("A1"), account("A1", account_tier="nope"), account("A2", account_tier="bad")])
+    s.write(pipeline.data_dir)
+    instance = DagsterInstance.ephemeral()
+    pipeline.run("2025-04-01", instance=instance, raise_on_error=False)
+    records = instance.fetch_materializations(AssetKey(["quarantine", "rejected_rows"]), limit=20).records
+    by_source = {r.asset_materialization.metadata["source"].value: r.asset_materialization.metadata for r in records}
+    assert set(by_source) == {"accounts", "partners", "opportunities", "warm_intro_asks", "nps_responses", "qbr_notes"}
+    assert by_source["accounts"]["quarantined_rows"].value == 3
+    assert by_source["accounts"]["reasons"].value == {
+        "conflicting duplicate": 2, "account_tier: 'bad' is not one of strategic, enterprise, mid_market, smb": 1
+    }
+    assert by_source["partners"]["quarantined_rows"].value == 0

@@ -23,6 +23,12 @@ IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of t
 QUARTER_OF_MACRO = "CREATE OR REPLACE TEMP MACRO quarter_of(t) AS year(t)::VARCHAR || '-Q' || quarter(t)"
 
 
+def quarter_label(key: str) -> str:
+    """The label of the quarter whose partition key (first day) is ``key``: 2025-04-01 is 2025-Q2."""
+    year, month, _ = key.split("-")
+    return f"{year}-Q{(int(month) - 1) // 3 + 1}"
+
+
 def quarters_sql() -> str:
     """A query of the quarters in [$window_start, $window_end): quarter, starts_at, ends_at (UTC).
 

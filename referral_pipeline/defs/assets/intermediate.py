@@ -60,8 +60,8 @@ ONE_ROW_PER_QBR = "one_row_per_qbr"
     kinds={"duckdb", "python"},
     description=(
         "One row per QBR held in the quarter: whether the customer showed willingness to refer, "
-        "introduce or recommend (`referral_signal`), found through a referral tag, the notes' text, "
-        "or both (`signal_source`), and the sentence or tag that shows it (`evidence`)."
+        "introduce or recommend (referral_signal), found through a referral tag, the notes' text, "
+        "or both (signal_source), and the sentence or tag that shows it (evidence)."
     ),
     metadata={"dagster/table_name": SIGNALS_TABLE},
     check_specs=[

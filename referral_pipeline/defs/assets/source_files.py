@@ -55,8 +55,8 @@ source_file_specs = [
         group_name="sources",
         kinds={"csv" if source.text_format == "csv" else "json", "file"},
         description=(
-            f"The {source.title} export: `{source.path_stem}.{source.text_format}` "
-            f"(or `.parquet`) in the source folder. {source.model.__doc__}"
+            f"The {source.title} export: {source.path_stem}.{source.text_format} "
+            f"(or .parquet) in the source folder. {source.model.__doc__.replace('`', '')}"
         ),
         metadata={"path": f"{source.path_stem}.{source.text_format}"},
     )

@@ -1,6 +1,8 @@
 """Staging: one validated, typed table per source, and the quarantine of every rejected row."""
 
 from dagster import (
+    AssetMaterialization,
+    AssetSpec,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -25,6 +27,17 @@ from referral_pipeline.lib.validation import QUARANTINE_TABLE, StagingResult, st
 TOLERANCE_CHECK = "rejected_share_within_tolerance"
 REJECTS_CHECK = "rejected_rows"
 _SAMPLE_REJECTS = 20
+_LOGGED_REASONS = 5
+QUARANTINE_KEY = AssetKey(QUARANTINE_TABLE.split("."))
+QUARANTINE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("source", "VARCHAR", description="The staging table the row was meant for, e.g. opportunities."),
+        TableColumn("source_row", "BIGINT", description="1-based data row (CSV, Parquet) or line (JSON Lines) in the file."),
+        TableColumn("record_key", "VARCHAR", description="The row's key (e.g. its opportunity_id), when it has one."),
+        TableColumn("reason", "VARCHAR", description="Every rule the row breaks, joined by '; '."),
+        TableColumn("record", "VARCHAR", description="The raw row as JSON text, as written in the file."),
+    ]
+)
 
 
 def staging_key(source: Source) -> AssetKey:
@@ -103,9 +116,9 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
         group_name="staging",
         kinds={"duckdb", "pandera"},
         description=(
-            f"{source.model.__doc__} One row per valid source row, typed and normalised "
+            f"{source.model.__doc__.replace('`', '')} One row per valid source row, typed and normalised "
             f"(enums trimmed and lower-case, timestamps in UTC). Rows that break a rule of the "
-            f"`{source.model.__name__}` model are in `{QUARANTINE_TABLE}` with their reason."
+            f"{source.model.__name__} model are in {QUARANTINE_TABLE} with their reason."
         ),
         metadata={
             "dagster/column_schema": column_schema(source),
@@ -141,8 +154,17 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
             f"{source.staging_table}: {result.input_rows} rows read, {result.staged_rows} staged, "
             f"{result.quarantined_rows} quarantined ({result.quarantined_fraction:.2%})"
         )
-        for reason, count in result.reasons.most_common(5):
+        for reason, count in result.reasons.most_common(_LOGGED_REASONS):
             context.log.warning(f"{count} rows quarantined: {reason}")
+        if len(result.reasons) > _LOGGED_REASONS:
+            more = result.reasons.most_common()[_LOGGED_REASONS:]
+            context.log.warning(
+                f"... and {sum(n for _, n in more)} rows quarantined for {len(more)} other reasons: "
+                f"see {QUARANTINE_TABLE} WHERE source = '{source.name}'"
+            )
+        context.log_event(
+            AssetMaterialization(asset_key=QUARANTINE_KEY, metadata=quarantine_metadata(result, preview))
+        )
         return MaterializeResult(
             metadata={
                 "source_file": str(path),
@@ -159,3 +181,31 @@ def build_staging_asset(source: Source) -> AssetsDefinition:
 
 staging_assets = [build_staging_asset(source) for source in SOURCES]
 STAGING_KEYS = {source.name: staging_key(source) for source in SOURCES}
+
+
+def quarantine_metadata(result: StagingResult, preview) -> dict:
+    """What one staging run put in the quarantine, recorded on the quarantine's own asset."""
+    return {
+        "source": result.source,
+        "source_file": str(result.path),
+        "input_rows": result.input_rows,
+        "quarantined_rows": result.quarantined_rows,
+        "reasons": MetadataValue.json(dict(result.reasons.most_common())),
+        "first_rejects": preview,
+    }
+
+
+# Written by each staging step, in the transaction that writes its staging table; each staging run
+# records what it put here as a materialisation of this asset.
+quarantine_spec = AssetSpec(
+    key=QUARANTINE_KEY,
+    deps=list(STAGING_KEYS.values()),
+    group_name="staging",
+    kinds={"duckdb"},
+    description=(
+        "Every source row that broke a rule of the contract, with the reason and the raw row: nothing "
+        "is dropped, staged rows + quarantined rows = input rows for every source. Each staging run "
+        "replaces its source's rows here and records them as a materialisation of this asset."
+    ),
+    metadata={"dagster/column_schema": QUARANTINE_SCHEMA, "dagster/table_name": QUARANTINE_TABLE},
+)
