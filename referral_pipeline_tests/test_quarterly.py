@@ -15,9 +15,8 @@ def test_each_quarter_of_a_range_run_gets_its_own_row_count_and_fingerprint(pipe
     pipeline.run(partition_range=("2025-01-01", "2025-04-01"), instance=instance)
 
     def latest(key: AssetKey, partition: str) -> dict:
-        [record] = instance.fetch_materializations(key, limit=10).records[:1] and [
-            r for r in instance.fetch_materializations(key, limit=10).records if r.partition_key == partition
-        ][:1]
+        records = instance.fetch_materializations(key, limit=20).records
+        record = next(r for r in records if r.partition_key == partition)
         return {name: value.value for name, value in record.asset_materialization.metadata.items()}
 
     facts = AssetKey(["facts", "strategic_referral_opportunities"])
