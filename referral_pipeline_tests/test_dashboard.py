@@ -456,6 +456,7 @@ def test_every_chart_renders_in_chromium_with_the_numbers_and_no_request(written
             assert f"{100 * n / d:.1f}%  ({n}/{d})" in labels
             assert segment in labels  # the axis label, markup in a CRM value shown as text
     assert OWNER_WITH_MARKUP in {t for c in of("segments") for t in c.texts("text")}
+    assert OWNER_WITH_MARKUP in dom.texts("td")  # escaped in the segment table too, not parsed as a tag
 
     # The funnel: the latest closed quarter's five steps, a selector for the other quarters.
     (funnel,) = of("funnel")

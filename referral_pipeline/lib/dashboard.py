@@ -256,6 +256,7 @@ def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 2
     """Bars of the rate per quarter, the quarter in progress lighter, dashed and tagged ``partial``."""
     frame = _trend_frame(trend)
     status = dict(domain=[CLOSED, PARTIAL])
+    legend = alt.Legend(title=None, orient="top")  # one legend: colour, outline and dash merged
     base = alt.Chart(frame).encode(
         x=alt.X("quarter:N", sort=list(frame["quarter"]), title=None, axis=alt.Axis(labelAngle=-40))
     )
@@ -264,10 +265,10 @@ def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 2
         color=alt.Color(
             "status:N",
             scale=alt.Scale(**status, range=[CLOSED_COLOR, PARTIAL_COLOR]),
-            legend=alt.Legend(title=None, orient="top"),
+            legend=legend,
         ),
-        stroke=alt.Stroke("status:N", scale=alt.Scale(**status, range=[CLOSED_COLOR, "#1a4d8f"]), legend=None),
-        strokeDash=alt.StrokeDash("status:N", scale=alt.Scale(**status, range=[[1, 0], [4, 3]]), legend=None),
+        stroke=alt.Stroke("status:N", scale=alt.Scale(**status, range=[CLOSED_COLOR, "#1a4d8f"]), legend=legend),
+        strokeDash=alt.StrokeDash("status:N", scale=alt.Scale(**status, range=[[1, 0], [4, 3]]), legend=legend),
         tooltip=[
             alt.Tooltip("quarter:N", title="Quarter"),
             alt.Tooltip("status:N", title="Status"),
@@ -342,6 +343,7 @@ def funnel_chart(funnel: pd.DataFrame, default_quarter: str) -> alt.LayerChart:
     ]
     quarters = list(dict.fromkeys(frame["quarter"]))
     partial = set(frame.loc[frame["partial"], "quarter"])
+    stage_order = list(dict.fromkeys(frame.sort_values("step")["stage_title"]))
     pick = alt.param(
         name="funnel_quarter",
         value=default_quarter,
@@ -369,7 +371,7 @@ def funnel_chart(funnel: pd.DataFrame, default_quarter: str) -> alt.LayerChart:
     base = (
         alt.Chart(frame)
         .transform_filter(alt.datum.quarter == pick)
-        .encode(y=alt.Y("stage_title:N", sort=alt.EncodingSortField("step"), title=None))
+        .encode(y=alt.Y("stage_title:N", sort=stage_order, title=None))
     )
     at_stage = base.transform_calculate(series="'at this stage'").mark_bar().encode(
         x=alt.X("accounts:Q", title="Accounts"), color=series, tooltip=tooltip
