@@ -1,15 +1,28 @@
 """Detect referral intent in free-text QBR notes.
 
 A note is first screened with one cheap regex over its lower-cased text; only
-notes containing a candidate stem are examined further. Each trigger word
-("refer", "intro", "recommend", "case study", ...) is then judged inside its
-sentence: blockers (other senses, the vendor referring the customer, third
-parties, the CSM's own opinion) veto it; a negation in its clause or a hedge
-earlier in its segment vetoes it; a question or a label ("Referral: yes")
-needs an affirmative answer. The first sentence holding a surviving trigger is
-returned as evidence. All vocabulary lives in `referral_vocabulary.toml`;
-every pattern has bounded repetition and is applied to a bounded window, so
-the cost is linear in the note length.
+notes containing a candidate stem are examined further. The screen also holds
+typo anchors derived from the fuzzy vocabulary (the two halves of each long
+trigger word: a word within edit distance 1 keeps one half intact), so a note
+whose only trigger is misspelt still passes. A note that passes has its
+misspelt vocabulary words (triggers, negations, hedges) normalised to their
+spelling through a symmetric-delete index, within edit distance 1 or 2
+depending on the word's length; the rules below then run on the normalised
+text and the evidence is sliced from the original.
+
+Each trigger word ("refer", "intro", "recommend", "case study", ...) is then
+judged inside its sentence: blockers (other senses, product features named like
+referrals, the vendor referring the customer, our own staff, third parties, the
+CSM's own opinion) veto it, as does a context (an inbound-referral story, a
+product feature) in its segment; a negation in its clause or a hedge earlier
+in its segment vetoes it; a question or a label ("Referral: yes") needs an
+affirmative answer. Introductions without a trigger word are recognised by
+their shape: a connection act ("looped X into our thread", "gave our AE's
+number to", "forwarded our deck to ... saying") counts only with a third party
+(someone at another company) in its sentence. The first sentence holding a
+surviving trigger is returned as evidence. All vocabulary lives in
+`referral_vocabulary.toml`; every pattern has bounded repetition and is
+applied to a bounded window, so the cost is linear in the note length.
 """
 
 from __future__ import annotations
@@ -31,12 +44,165 @@ _MACRO = re.compile(r"\{([a-z_]+)\}")
 _WORD = re.compile(r"\w+")
 
 
+def _deletes(word: str, depth: int) -> set[str]:
+    """`word` and every string made from it by deleting up to `depth` characters."""
+    found, frontier = {word}, {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        found |= frontier
+    return found
+
+
+def _osa_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (Levenshtein + adjacent transposition), capped at limit + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                value = min(value, previous2[j - 2] + 1)
+            current[j] = value
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+class FuzzyIndex:
+    """Misspelling tolerance for the vocabulary words of the [fuzzy] table.
+
+    A token is corrected to a vocabulary word when it is not itself a vocabulary word nor a listed
+    real word (`not_typos`), starts with the same letter, and is within the word's allowed edit
+    distance (OSA: insert, delete, substitute, swap two neighbours): 1 from `distance_1_from`
+    letters, 2 from `distance_2_from`. Candidates come from a symmetric-delete index (every
+    vocabulary word with up to two letters deleted), so a lookup costs a few dozen dict probes;
+    results are cached per token.
+    """
+
+    CACHE_LIMIT = 200_000
+
+    def __init__(
+        self,
+        words: Iterable[str],
+        not_typos: Iterable[str],
+        derived_suffixes: Iterable[str],
+        token: str,
+        distance_1_from: int,
+        distance_2_from: int,
+    ) -> None:
+        self.words = frozenset(word.lower() for word in words)
+        self.distance_1_from, self.distance_2_from = distance_1_from, distance_2_from
+        self.token = re.compile(token)
+        self.derived_suffixes = frozenset(derived_suffixes)
+        self.deletes: dict[str, list[str]] = {}
+        for word in sorted(self.words):
+            for deleted in _deletes(word, self.max_distance(word)):
+                self.deletes.setdefault(deleted, []).append(word)
+        # Tokens known to need no correction (vocabulary words, real words, and tokens looked up
+        # before without a match) and tokens known to be misspellings.
+        self._plain = set(self.words) | {word.lower() for word in not_typos}
+        self._fixed_words = frozenset(self._plain)
+        self.corrections: dict[str, str] = {}
+
+    def _stems(self, key: str) -> Iterator[str]:
+        """`key` less each derived suffix it ends with ("introducer" -> "introduce")."""
+        return (key[: len(key) - len(suffix)] for suffix in self.derived_suffixes if key.endswith(suffix))
+
+    def max_distance(self, word: str) -> int:
+        return 2 if len(word) >= self.distance_2_from else 1 if len(word) >= self.distance_1_from else 0
+
+    def lookup(self, token: str) -> str | None:
+        """The vocabulary word `token` is a misspelling of, or None."""
+        key = token.replace("'", "").replace("\u2019", "")
+        if key in self._fixed_words:
+            return None
+        if any(stem in self.words for stem in self._stems(key)):
+            return None  # a derived word ("introducer"), not a misspelling
+        best: tuple[int, str] | None = None
+        for deleted in _deletes(key, 2):
+            for word in self.deletes.get(deleted, ()):
+                if word[0] != key[0] or best and best[1] == word:
+                    continue
+                limit = self.max_distance(word)
+                distance = _osa_distance(key, word, limit)
+                if distance <= limit and (best is None or (distance, word) < best):
+                    best = (distance, word)
+        return best[1] if best else None
+
+    @staticmethod
+    def anchors(words: Iterable[str], min_length: int) -> set[str]:
+        """Substrings of which every word within edit distance 1 of one of `words` holds one: the
+        two halves of the word (one edit can break only one of them), split at "|" or else in the
+        middle. Halves shorter than `min_length` are left out (too common to screen on); two edits
+        are caught when they fall in the same half."""
+        found = set()
+        for word in words:
+            head, _, tail = word.partition("|") if "|" in word else (word[: len(word) // 2], "", word[len(word) // 2 :])
+            found.update(half for half in (head, tail) if len(half) >= min_length)
+        return found
+
+    def correct(self, lower: str) -> tuple[str, list[tuple[int, int, int, int]]]:
+        """`lower` with misspelt vocabulary words replaced, and the replacements as
+        (start in corrected text, end in corrected text, start in `lower`, end in `lower`)."""
+        fresh = set(self.token.findall(lower)) - self._plain
+        if not fresh:
+            return lower, []
+        wrong = {}
+        for token in fresh:
+            fixed = self.corrections.get(token)
+            if fixed is None:
+                fixed = self.lookup(token)
+                if fixed is None:
+                    if len(self._plain) > self.CACHE_LIMIT:
+                        self._plain = set(self._fixed_words)
+                    self._plain.add(token)
+                    continue
+                self.corrections[token] = fixed
+            wrong[token] = fixed
+        if not wrong:
+            return lower, []
+        pieces, spans, last, shift = [], [], 0, 0
+        for match in self.token.finditer(lower):
+            fixed = wrong.get(match.group())
+            if fixed is None:
+                continue
+            start, end = match.span()
+            pieces += [lower[last:start], fixed]
+            spans.append((start + shift, start + shift + len(fixed), start, end))
+            shift += len(fixed) - (end - start)
+            last = end
+        pieces.append(lower[last:])
+        return "".join(pieces), spans
+
+
+def _original_offset(position: int, spans: list[tuple[int, int, int, int]]) -> int:
+    """Map an offset of the corrected text back to the original text."""
+    index = bisect.bisect_right(spans, (position, float("inf"))) - 1
+    if index < 0:
+        return position
+    c_start, c_end, o_start, o_end = spans[index]
+    if position >= c_end:
+        return o_end + position - c_end
+    return min(o_start + position - c_start, o_end)
+
+
 @dataclass(frozen=True)
 class ReferralVocabulary:
     """Compiled patterns of a referral vocabulary file."""
 
     prefilter: re.Pattern[str]
+    screen: re.Pattern[str]
     trigger: re.Pattern[str]
+    shape: re.Pattern[str]
+    outside_party: re.Pattern[str]
+    context: re.Pattern[str]
+    product_context: re.Pattern[str]
+    directed: re.Pattern[str]
     label_noun: re.Pattern[str]
     blocker: re.Pattern[str]
     negation_before: re.Pattern[str]
@@ -58,6 +224,9 @@ class ReferralVocabulary:
     label_max_words: int
     region_before: int
     region_after: int
+    later_answer: re.Pattern[str]
+    later_answer_sentences: int
+    fuzzy: FuzzyIndex
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
@@ -105,9 +274,29 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
 
     blockers = data["blockers"]
     limits = data["limits"]
+    fuzzy_table = data["fuzzy"]
+    fuzzy_triggers = [word.lower() for word in fuzzy_table["triggers"]]
+    fuzzy = FuzzyIndex(
+        fuzzy_triggers + fuzzy_table["negations"] + fuzzy_table["hedges"],
+        fuzzy_table["not_typos"],
+        fuzzy_table["derived_suffixes"],
+        expand(fuzzy_table["token"]),
+        int(fuzzy_table["distance_1_from"]),
+        int(fuzzy_table["distance_2_from"]),
+    )
+    stems = [stem.lower() for stem in data["prefilter"]["stems"]]
+    anchors = FuzzyIndex.anchors(
+        [word.lower() for word in fuzzy_table["screened"]], int(fuzzy_table["min_anchor_length"])
+    )
     return ReferralVocabulary(
-        prefilter=re.compile(_trie_pattern(stem.lower() for stem in data["prefilter"]["stems"])),
+        prefilter=re.compile(_trie_pattern(stems)),
+        screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
         trigger=compile_(data["triggers"]["patterns"], word_guard),
+        shape=compile_(data["shapes"]["connection"], word_guard),
+        outside_party=compile_(data["shapes"]["outside_party"]),
+        context=compile_([p for name, group in data["context"].items() if name != "product" for p in group]),
+        product_context=compile_(data["context"]["product"]),
+        directed=compile_(data["directed"]["pattern"]),
         label_noun=compile_(data["triggers"]["label_nouns"]),
         blocker=compile_([p for group in blockers.values() for p in group], word_guard),
         negation_before=compile_(data["negation"]["before"]),
@@ -129,6 +318,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         label_max_words=int(limits["label_max_words"]),
         region_before=int(limits["region_before"]),
         region_after=int(limits["region_after"]),
+        later_answer=compile_(data["questions"]["later_answer"]),
+        later_answer_sentences=int(limits["later_answer_sentences"]),
+        fuzzy=fuzzy,
     )
 
 
@@ -192,19 +384,40 @@ def _sentence_spans(notes: str, vocab: ReferralVocabulary) -> tuple[list[int], l
     return starts, ends
 
 
+# Verdicts of `_judge`.
+NO, YES, YES_WITH_NEXT, UNANSWERED = 0, 1, 2, 3
+
+
 def _judge(
-    notes: str, start: int, end: int, s_start: int, s_end: int, next_sentence: str, vocab: ReferralVocabulary
-) -> tuple[bool, bool]:
+    notes: str,
+    start: int,
+    end: int,
+    s_start: int,
+    s_end: int,
+    next_sentence: str,
+    vocab: ReferralVocabulary,
+    is_shape: bool = False,
+) -> int:
     """Judge one trigger at notes[start:end] (lower-cased text) within sentence [s_start, s_end).
 
-    Returns (is_signal, answer_in_next_sentence).
+    Returns NO, YES, YES_WITH_NEXT (the answer is the next sentence) or UNANSWERED (a question
+    whose answer, if any, comes later).
     """
     w_start = max(s_start, start - vocab.window_before)
     w_end = min(s_end, end + vocab.window_after)
     window = notes[w_start:w_end]
     t_start, t_end = start - w_start, end - w_start
     if any(m.start() < t_end and m.end() > t_start for m in vocab.blocker.finditer(window)):
-        return False, False
+        return NO
+    # A context that changes what every trigger around it means: an inbound-referral story
+    # ("came to us via a referral from ..., who recommended us"), a product feature.
+    if vocab.context.search(window):
+        return NO
+    if vocab.product_context.search(window) and not vocab.directed.match(notes, end, w_end):
+        return NO
+    # An introduction by its shape needs someone outside the customer in its sentence.
+    if is_shape and not vocab.outside_party.search(notes, s_start, s_end):
+        return NO
     before, after = window[:t_start], window[t_end:]
 
     # Label: "Referral: yes", "Case study - done", "Reference call? no".
@@ -216,8 +429,8 @@ def _judge(
             separator = vocab.label_separator.match(rest)
             if separator or not _WORD.search(head) and len(_WORD.findall(rest)) <= 1:
                 if rest[separator.end() if separator else 0 :].strip():
-                    return _answer_is_yes(rest, vocab, label=True), False
-                return _next_sentence_answers(next_sentence, vocab), True
+                    return YES if _answer_is_yes(rest, vocab, label=True) else NO
+                return YES_WITH_NEXT if _next_sentence_answers(next_sentence, vocab) else UNANSWERED
 
     segment_before = _after_last(vocab.segment, before)
     clause_before = _after_last(vocab.clause, before)
@@ -232,24 +445,24 @@ def _judge(
         if opener and not vocab.question_opener.search(clause_before):
             answer = clause_before + answer
         if _answer_is_yes(answer, vocab):
-            return True, False
-        return _next_sentence_answers(next_sentence, vocab), True
+            return YES
+        return YES_WITH_NEXT if _next_sentence_answers(next_sentence, vocab) else UNANSWERED
 
     trigger = window[t_start:t_end]
     if _has_cue(vocab.negation_before, clause_before, vocab, trigger + clause_after):
-        return False, False
+        return NO
     if _has_cue(vocab.negation_after, clause_after, vocab):
-        return False, False
+        return NO
     if vocab.hedge.search(segment_before) or vocab.hedge.search(clause_after):
-        return False, False
+        return NO
     # A bare noun ("the referral program", "a case study") needs a commitment
     # or a completed act in its segment ("agreed to a case study", "intro made").
     noun = vocab.noun.match(notes, start, w_end)
     if noun and noun.end() == end:
         segment = segment_before + trigger + _before_first(vocab.segment, after)
         if not vocab.commitment.search(segment):
-            return False, False
-    return True, False
+            return NO
+    return YES
 
 
 def _lower(notes: str) -> str:
@@ -259,39 +472,67 @@ def _lower(notes: str) -> str:
     return lower if len(lower) == len(notes) else notes.replace("\u0130", "i").lower()
 
 
-def _triggers(lower: str, vocab: ReferralVocabulary) -> Iterator[re.Match[str]]:
-    """Trigger matches, searched only in regions around prefilter hits."""
+def _triggers(lower: str, vocab: ReferralVocabulary) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is_shape) of the trigger and shape matches, searched only in regions around
+    prefilter hits, in order."""
     region_start = region_end = -1
+    regions = []
     for hit in vocab.prefilter.finditer(lower):
         start, end = max(0, hit.start() - vocab.region_before), hit.end() + vocab.region_after
         if start > region_end:
             if region_end > 0:
-                yield from vocab.trigger.finditer(lower, region_start, region_end)
+                regions.append((region_start, region_end))
             region_start = start
         region_end = max(region_end, end)
     if region_end > 0:
-        yield from vocab.trigger.finditer(lower, region_start, region_end)
+        regions.append((region_start, region_end))
+    for region in regions:
+        found = [(m.start(), m.end(), False) for m in vocab.trigger.finditer(lower, *region)]
+        found += [(m.start(), m.end(), True) for m in vocab.shape.finditer(lower, *region)]
+        yield from sorted(found)
+
+
+def _later_answer(text: str, starts: list[int], ends: list[int], index: int, vocab: ReferralVocabulary) -> int:
+    """Index of a later sentence (after the next one) that answers the question of sentence
+    `index` with an explicit marker ("A: yes ...", "came back to it: sí, he'll do it"), or -1."""
+    for later in range(index + 2, min(len(starts), index + 2 + vocab.later_answer_sentences)):
+        sentence = text[starts[later] : ends[later]]
+        marker = vocab.later_answer.search(sentence)
+        if marker and _answer_is_yes(sentence[marker.end() : marker.end() + vocab.window_after], vocab):
+            return later
+    return -1
 
 
 def _evidence(notes: str, lower: str, vocab: ReferralVocabulary) -> str | None:
-    """Judge triggers on the lower-cased text; slice the evidence from `notes`."""
+    """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`."""
+    text, corrections = vocab.fuzzy.correct(lower)
     spans: tuple[list[int], list[int]] | None = None
-    for match in _triggers(lower, vocab):
+    for start, end, is_shape in _triggers(text, vocab):
         if spans is None:
-            spans = _sentence_spans(lower, vocab)
+            spans = _sentence_spans(text, vocab)
         starts, ends = spans
-        index = bisect.bisect_right(starts, match.start()) - 1
-        if index < 0 or match.start() >= ends[index]:
+        index = bisect.bisect_right(starts, start) - 1
+        if index < 0 or start >= ends[index]:
             continue
         s_start, s_end = starts[index], ends[index]
         next_sentence = ""
         if index + 1 < len(starts):
             next_start = starts[index + 1]
-            next_sentence = lower[next_start : min(ends[index + 1], next_start + vocab.window_after)]
-        is_signal, uses_next = _judge(lower, match.start(), match.end(), s_start, s_end, next_sentence, vocab)
-        if is_signal:
-            last = ends[index + 1] if uses_next else s_end
-            return notes[s_start:last].strip()
+            next_sentence = text[next_start : min(ends[index + 1], next_start + vocab.window_after)]
+        verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, is_shape)
+        last = s_end
+        if verdict == YES_WITH_NEXT:
+            last = ends[index + 1]
+        elif verdict == UNANSWERED:
+            later = _later_answer(text, starts, ends, index, vocab)
+            if later < 0:
+                continue
+            last = ends[later]
+        elif verdict == NO:
+            continue
+        if corrections:
+            s_start, last = _original_offset(s_start, corrections), _original_offset(last, corrections)
+        return notes[s_start:last].strip()
     return None
 
 
@@ -305,11 +546,11 @@ def detect_referral_evidence(
 ) -> list[str | None]:
     """Batch version of `find_referral_evidence`, one result per note."""
     vocab = vocabulary or _default()
-    prefilter = vocab.prefilter.search
+    screen = vocab.screen.search
     results: list[str | None] = []
     for note in notes:
         lower = _lower(note) if note else ""
-        results.append(_evidence(note, lower, vocab) if lower and prefilter(lower) else None)
+        results.append(_evidence(note, lower, vocab) if lower and screen(lower) else None)
     return results
 
 
