@@ -1,19 +1,25 @@
 -- Baseline for bench/bench_scale.py: the three KPI tables of ../shared/contract.md computed straight
--- from the source files with plain DuckDB SQL, no validation, no quarantine, no duplicate handling.
+-- from the source files with plain DuckDB SQL, as a user who picks plain DuckDB would write them:
+-- no validation, no quarantine, no duplicate handling, no Python. The QBR text rule is one SQL
+-- regular expression over the lower-cased notes (the macro `referral_text` below), not the
+-- project's detector.
 --
--- bench_scale.py substitutes the {placeholders} (source readers, last quarter key) and runs the two
--- parts below in one DuckDB connection. Between them it runs the project's Python detector
--- (referral_pipeline.text_signals.detect_referral_evidence) over the notes of `qbrs_to_scan`
--- and registers the result as the Arrow table `text_signals(qbr_id, text_evidence)`: the notes
--- detector cannot be expressed in SQL.
+-- bench_scale.py substitutes the {placeholders} (a DuckDB reader per source: read_csv / read_json /
+-- read_parquet, and the last quarter's first day) and runs the script in one DuckDB connection,
+-- statement by statement (to print where the time goes).
 --
 -- Normalisation is only what the KPIs need: identifiers and short text trimmed (empty = null),
 -- enums trimmed and lower-cased, timestamps cast to TIMESTAMPTZ with TimeZone UTC (an offset is
 -- converted, none means UTC, a bare date is midnight UTC), dates cast to DATE. TRY_CAST keeps a row
 -- whose value does not parse (as null) instead of excluding it.
 
--- @part load
 SET TimeZone = 'UTC';
+
+-- The QBR text rule: the obvious trigger phrases (refer / referral / reference, introduce / intro,
+-- recommend, case study, peer call, testimonial, advocate), written once. bench_scale.py also reads
+-- this statement to compare the rule with the pipeline's detector QBR by QBR (outside the timing).
+CREATE OR REPLACE TEMP MACRO referral_text(notes) AS
+    regexp_matches(lower(notes), '\b(refer|introduc|intros?\b|recommend|case stud|peer call|testimonial|advocat)');
 
 CREATE OR REPLACE TEMP TABLE quarters AS
 SELECT strftime(range, '%Y') || '-Q' || quarter(range) AS quarter,
@@ -37,30 +43,6 @@ SELECT nullif(trim(partner_id::VARCHAR), '') AS partner_id,
        lower(nullif(trim(partner_tier::VARCHAR), '')) AS partner_tier
 FROM {partners};
 
-CREATE OR REPLACE TEMP TABLE qbrs AS
-SELECT nullif(trim(qbr_id::VARCHAR), '') AS qbr_id,
-       nullif(trim(account_id::VARCHAR), '') AS account_id,
-       TRY_CAST(nullif(trim(held_on::VARCHAR), '') AS DATE) AS held_on,
-       nullif(trim(csm::VARCHAR), '') AS csm,
-       lower(nullif(trim(format::VARCHAR), '')) AS format,
-       lower(nullif(trim(status::VARCHAR), '')) AS status,
-       tags,
-       notes
-FROM {qbr_notes};
-
--- QBRs the KPI counts (completed, held in 2022-Q1..last quarter): the detector reads their notes.
-CREATE OR REPLACE TEMP TABLE completed_qbrs AS
-SELECT q.quarter, n.qbr_id, n.account_id, n.csm, n.format, n.notes,
-       list_contains(list_transform(coalesce(n.tags, []), lambda t: lower(trim(t))), 'referral_intent')
-           AS tagged
-FROM qbrs n
-JOIN quarters q ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
-WHERE n.status = 'completed';
-
-CREATE OR REPLACE TEMP VIEW qbrs_to_scan AS
-SELECT qbr_id, notes FROM completed_qbrs WHERE notes IS NOT NULL;
-
--- @part kpis
 CREATE SCHEMA IF NOT EXISTS kpi;
 
 -- Strategic Referral Win Rate -------------------------------------------------------------------
@@ -163,14 +145,22 @@ SELECT quarter, dimension, segment, numerator::BIGINT AS numerator, denominator:
        CASE WHEN denominator > 0 THEN 100.0 * numerator / denominator END AS rate_pct
 FROM rows_;
 
--- Referral Intent Identified in QBRs (text signal from the project's Python detector) -------------
+-- Referral Intent Identified in QBRs (tag `referral_intent`, or the text rule above) --------------
 CREATE OR REPLACE TABLE kpi.qbr_referral_intent_rate AS
-WITH pop AS (
-    SELECT c.quarter, c.tagged OR t.text_evidence IS NOT NULL AS signal,
-           a.account_tier, coalesce(c.csm, a.csm_owner) AS csm, c.format
-    FROM completed_qbrs c
-    LEFT JOIN text_signals t USING (qbr_id)
-    LEFT JOIN accounts a ON a.account_id = c.account_id
+WITH qbrs AS (
+    SELECT nullif(trim(account_id::VARCHAR), '') AS account_id,
+           TRY_CAST(nullif(trim(held_on::VARCHAR), '') AS DATE) AS held_on,
+           nullif(trim(csm::VARCHAR), '') AS csm,
+           lower(nullif(trim(format::VARCHAR), '')) AS format,
+           coalesce(list_contains(list_transform(tags, lambda t: lower(trim(t))), 'referral_intent'), false)
+               OR coalesce(referral_text(notes), false) AS signal
+    FROM {qbr_notes}
+    WHERE lower(nullif(trim(status::VARCHAR), '')) = 'completed'
+), pop AS (
+    SELECT q.quarter, n.signal, a.account_tier, coalesce(n.csm, a.csm_owner) AS csm, n.format
+    FROM qbrs n
+    JOIN quarters q ON n.held_on >= q.starts_at::DATE AND n.held_on < q.ends_at::DATE
+    LEFT JOIN accounts a ON a.account_id = n.account_id
 ), rows_ AS (
     SELECT q.quarter, 'overall' AS dimension, 'all' AS segment,
            count(p.quarter) FILTER (WHERE p.signal) AS numerator, count(p.quarter) AS denominator
