@@ -1,14 +1,16 @@
-"""Print the latest overall KPI rows from the warehouse: ``python -m referral_pipeline.report``.
+"""Print the latest overall KPI rows from the warehouse, and where the dashboard is:
+``python -m referral_pipeline.report``.
 
 ``--current-quarter`` prints the key of the quarter in progress instead (for backfill commands).
 """
 
 import argparse
+from datetime import date
 
 from referral_pipeline.lib.kpis import KPIS
 from referral_pipeline.lib.quarters import quarter_label
 from referral_pipeline.defs.partitions import quarterly_partitions
-from referral_pipeline.defs.resources import Warehouse
+from referral_pipeline.defs.resources import Dashboard, Warehouse
 
 
 def latest_overall_rows(warehouse: Warehouse, quarters: int = 4) -> list[tuple]:
@@ -35,12 +37,14 @@ def main() -> None:
         return
     warehouse = Warehouse()
     print(f"Overall KPI rows in {warehouse.resolve()}")
-    in_progress = quarter_label(quarterly_partitions.get_last_partition_key())
+    in_progress = quarter_label(date.fromisoformat(quarterly_partitions.get_last_partition_key()))
     print(f"{'KPI':<36} {'quarter':<8} {'numerator':>9} {'denominator':>11} {'rate_pct':>8}")
     for title, quarter, numerator, denominator, rate in latest_overall_rows(warehouse, args.quarters):
         shown = "NULL" if rate is None else f"{rate:.1f}"
         mark = "  (in progress: partial quarter)" if quarter == in_progress else ""
         print(f"{title:<36} {quarter:<8} {numerator:>9} {denominator:>11} {shown:>8}{mark}")
+    dashboard = Dashboard().resolve(warehouse)
+    print(f"Dashboard: {dashboard}" if dashboard.exists() else f"No dashboard at {dashboard} yet")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from referral_pipeline.defs.resources import DASHBOARD_ENV, Dashboard
 from referral_pipeline.lib import dashboard
 from referral_pipeline.lib.kpis import KPIS
 from referral_pipeline.lib.sources import SOURCES_BY_NAME
@@ -328,15 +329,6 @@ def run_chromium(url: str, workdir: Path) -> tuple[Node, dict]:
 # --- quarters and the warehouse's numbers ------------------------------------------------------
 
 
-def test_quarter_labels():
-    assert dashboard.previous_quarter_label("2026-Q1") == "2025-Q4"
-    assert dashboard.previous_quarter_label("2026-Q4") == "2026-Q3"
-    assert dashboard.quarter_label(dashboard.quarter_start("2026-Q3")) == "2026-Q3"
-    assert dashboard.quarter_label(datetime(2026, 12, 31).date()) == "2026-Q4"
-    with pytest.raises(ValueError, match="2026-Q5"):
-        dashboard.quarter_start("2026-Q5")
-
-
 def test_trend_marks_the_quarter_in_progress_and_compares_with_the_calendar_quarter_before(con):
     trend = dashboard.kpi_trend(con, KPI["strategic_referral_win_rate"].table, CURRENT).set_index("quarter")
     assert list(trend.index) == ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"]
@@ -525,7 +517,6 @@ def test_kpi_chart_metadata_embeds_the_trend_chart_as_svg(con):
 
 
 def test_dashboard_resource_path(monkeypatch, tmp_path):
-    from referral_pipeline.defs.assets.reports import DASHBOARD_ENV, Dashboard
     from referral_pipeline.defs.resources import Warehouse
 
     warehouse = Warehouse(path=str(tmp_path / "wh" / "w.duckdb"))
@@ -549,7 +540,7 @@ def test_the_asset_writes_the_dashboard_at_the_configured_path(monkeypatch, ware
         resources={
             "warehouse": Warehouse(path=str(warehouse_path)),
             "source_folder": SourceFolder(path=str(build_exports(tmp_path / "data"))),
-            "dashboard": reports.Dashboard(path=str(target)),
+            "dashboard": Dashboard(path=str(target)),
             "kpi_config": KpiConfig(max_rejected_fraction=0.02),
             "freshness": Freshness(),
         },

@@ -1,10 +1,18 @@
-"""Replacing a run's quarters: exactly those rows, all or nothing."""
+"""Quarters: labels, and replacing a run's quarters (exactly those rows, all or nothing)."""
+
+from datetime import datetime
 
 import duckdb
 import pytest
 
 from referral_pipeline.defs.partitions import quarter_window
-from referral_pipeline.lib.quarters import load_run_quarters, replace_quarters
+from referral_pipeline.lib.quarters import (
+    load_run_quarters,
+    previous_quarter_label,
+    quarter_label,
+    quarter_start,
+    replace_quarters,
+)
 
 DDL = "quarter VARCHAR, value INTEGER"
 
@@ -27,3 +35,12 @@ def test_replace_touches_only_the_runs_quarters_and_rolls_back_on_failure(tmp_pa
     assert con.execute("SELECT * FROM kpi.t ORDER BY 1").fetchall() == [
         ("2025-Q1", 1), ("2025-Q2", 20), ("2025-Q3", 3)
     ]
+
+
+def test_quarter_labels():
+    assert previous_quarter_label("2026-Q1") == "2025-Q4"
+    assert previous_quarter_label("2026-Q4") == "2026-Q3"
+    assert quarter_label(quarter_start("2026-Q3")) == "2026-Q3"
+    assert quarter_label(datetime(2026, 12, 31).date()) == "2026-Q4"
+    with pytest.raises(ValueError, match="2026-Q5"):
+        quarter_start("2026-Q5")

@@ -83,7 +83,7 @@ def test_an_edit_in_an_old_quarter_recomputes_that_quarter_only(pipeline):
     requests = changed_quarters_sensor(sensor_context)
     assert [(r.partition_key, [k.to_user_string() for k in r.asset_selection]) for r in requests] == [
         ("2024-04-01", ["facts/strategic_referral_opportunities", "kpi/referral_funnel",
-                        "kpi/strategic_referral_win_rate"])
+                        "kpi/strategic_referral_win_rate", "reports/kpi_dashboard"])
     ]
     for request in requests:
         pipeline.run(request.partition_key, instance=instance, job_name="recompute_changed_quarter",

@@ -15,6 +15,7 @@ from referral_pipeline.lib import schemas, warehouse
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DATA_DIR_ENV = "REFERRAL_DATA_DIR"
 WAREHOUSE_ENV = "REFERRAL_WAREHOUSE"
+DASHBOARD_ENV = "REFERRAL_DASHBOARD"
 
 
 def _allowed(field: str, values: list[str], allowed: tuple[str, ...]) -> list[str]:
@@ -65,6 +66,8 @@ class KpiConfig(ConfigurableResource):
     @field_validator("counted_triggers")
     @classmethod
     def _triggers(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("counted_triggers: give at least one trigger (an empty list would count no ask)")
         return _allowed("counted_triggers", v, schemas.TRIGGER_EVENTS)
 
     @field_validator("warm_intro_scope")
@@ -121,6 +124,17 @@ class Warehouse(ConfigurableResource):
         default="4GB",
         description="DuckDB's memory limit; larger work spills to <file>.tmp next to the warehouse.",
     )
+    lock_timeout_seconds: float = Field(
+        default=warehouse.DEFAULT_LOCK_TIMEOUT_SECONDS,
+        description="How long a step waits for another process holding the warehouse before it fails.",
+    )
+
+    @field_validator("lock_timeout_seconds")
+    @classmethod
+    def _lock_timeout(cls, v: float) -> float:
+        if not v >= 0:
+            raise ValueError(f"lock_timeout_seconds: {v} is not a number of seconds >= 0")
+        return v
 
     def resolve(self) -> Path:
         return Path(
@@ -128,4 +142,17 @@ class Warehouse(ConfigurableResource):
         ).resolve()
 
     def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-        return warehouse.connect(self.resolve(), self.memory_limit)
+        return warehouse.connect(self.resolve(), self.memory_limit, self.lock_timeout_seconds)
+
+
+class Dashboard(ConfigurableResource):
+    """Where the dashboard is written: ``path``, else $REFERRAL_DASHBOARD, else ``dashboard.html``
+    in the warehouse's folder."""
+
+    path: str | None = Field(
+        default=None, description=f"HTML file of the KPI dashboard; default ${DASHBOARD_ENV}, else beside the warehouse."
+    )
+
+    def resolve(self, warehouse: Warehouse) -> Path:
+        chosen = self.path or os.environ.get(DASHBOARD_ENV)
+        return Path(chosen).resolve() if chosen else warehouse.resolve().parent / "dashboard.html"

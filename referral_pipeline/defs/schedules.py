@@ -21,6 +21,7 @@ from dagster import (
 from referral_pipeline.defs.assets.facts import facts_assets, table_key
 from referral_pipeline.defs.assets.intermediate import qbr_referral_signals
 from referral_pipeline.defs.assets.kpi import kpi_assets, referral_funnel
+from referral_pipeline.defs.assets.reports import DASHBOARD_KEY
 from referral_pipeline.defs.assets.source_files import source_files
 from referral_pipeline.defs.assets.staging import STAGING_KEYS
 from referral_pipeline.defs.partitions import (
@@ -41,16 +42,17 @@ RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 QUARTERLY_ASSETS = AssetSelection.groups("intermediate", "facts", "kpi")
+REPORTS = AssetSelection.groups("reports")  # rewritten after every KPI run
 
 refresh_job = define_asset_job(
     "refresh_kpis",
-    selection=AssetSelection.groups("staging") | QUARTERLY_ASSETS,
-    description="Stage every source, then recompute the quarters' signals, facts, KPIs and funnel.",
+    selection=AssetSelection.groups("staging") | QUARTERLY_ASSETS | REPORTS,
+    description="Stage every source, then recompute the quarters' signals, facts, KPIs and funnel; redraw the dashboard.",
 )
 recompute_quarter_job = define_asset_job(
     "recompute_changed_quarter",
-    selection=QUARTERLY_ASSETS,
-    description="Recompute one quarter of the assets whose inputs changed since they last ran.",
+    selection=QUARTERLY_ASSETS | REPORTS,
+    description="Recompute one quarter of the assets whose inputs changed since they last ran; redraw the dashboard.",
 )
 observe_sources_job = define_asset_job(
     "observe_source_files",
@@ -160,6 +162,6 @@ def changed_quarters_sensor(context: SensorEvaluationContext, warehouse: Warehou
     if not changed:
         return SkipReason("no quarter's inputs changed")
     return [
-        RunRequest(run_key=f"{quarter}-{staged_up_to}", partition_key=quarter, asset_selection=keys)
+        RunRequest(run_key=f"{quarter}-{staged_up_to}", partition_key=quarter, asset_selection=[*keys, DASHBOARD_KEY])
         for quarter, keys in changed.items()
     ]

@@ -27,6 +27,7 @@ import pandas as pd
 import vl_convert as vlc
 
 from referral_pipeline.lib.kpis import KPIS
+from referral_pipeline.lib.quarters import previous_quarter_label, quarter_label, quarter_start
 from referral_pipeline.lib.sources import SOURCES, SourceFileError
 
 FUNNEL_TABLE = "kpi.referral_funnel"
@@ -64,30 +65,8 @@ STAGE_TITLES = {
     "referral_won": "5. Referred opportunity won",
 }
 
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 # A quarter label's first day, in DuckDB SQL.
 _QUARTER_START_SQL = "make_date(CAST(left({q}, 4) AS INTEGER), 3 * CAST(right({q}, 1) AS INTEGER) - 2, 1)"
-
-
-# --- quarters ------------------------------------------------------------------------------------
-
-
-def quarter_start(label: str) -> date:
-    """The first day of the quarter labelled ``2025-Q2``."""
-    match = _QUARTER.match(label)
-    if not match:
-        raise ValueError(f"{label!r} is not a quarter label like 2025-Q2")
-    return date(int(match[1]), 3 * int(match[2]) - 2, 1)
-
-
-def quarter_label(day: date) -> str:
-    """The label (``2025-Q2``) of the quarter that contains ``day``."""
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
-def previous_quarter_label(label: str) -> str:
-    """The quarter before ``label``: the latest closed one when ``label`` is in progress."""
-    return quarter_label(quarter_start(label) - timedelta(days=1))
 
 
 # --- reading the warehouse -----------------------------------------------------------------------

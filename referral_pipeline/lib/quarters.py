@@ -6,7 +6,8 @@ quarter-partitioned tables are replaced for exactly those quarters, in one trans
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime, timedelta
 
 import duckdb
 
@@ -14,6 +15,7 @@ from referral_pipeline.lib.warehouse import transaction
 
 FIRST_QUARTER = "2022-01-01"
 
+_QUARTER_LABEL = re.compile(r"(\d{4})-Q([1-4])")
 RUN_QUARTERS = "run_quarters"
 IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of the run's quarters
 
@@ -23,10 +25,22 @@ IN_RUN = f"quarter IN (SELECT quarter FROM {RUN_QUARTERS})"  # a row of one of t
 QUARTER_OF_MACRO = "CREATE OR REPLACE TEMP MACRO quarter_of(t) AS year(t)::VARCHAR || '-Q' || quarter(t)"
 
 
-def quarter_label(key: str) -> str:
-    """The label of the quarter whose partition key (first day) is ``key``: 2025-04-01 is 2025-Q2."""
-    year, month, _ = key.split("-")
-    return f"{year}-Q{(int(month) - 1) // 3 + 1}"
+def quarter_label(day: date) -> str:
+    """The label (``2025-Q2``) of the quarter that contains ``day``."""
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+def quarter_start(label: str) -> date:
+    """The first day of the quarter labelled ``2025-Q2``."""
+    match = _QUARTER_LABEL.fullmatch(label)
+    if not match:
+        raise ValueError(f"{label!r} is not a quarter label like 2025-Q2")
+    return date(int(match[1]), 3 * int(match[2]) - 2, 1)
+
+
+def previous_quarter_label(label: str) -> str:
+    """The quarter before ``label``: the latest closed one when ``label`` is in progress."""
+    return quarter_label(quarter_start(label) - timedelta(days=1))
 
 
 def quarters_sql() -> str:

@@ -19,6 +19,7 @@ from dagster import (
 )
 
 from referral_pipeline.defs.assets.facts import table_key
+from referral_pipeline.defs.assets.reports import current_quarter, kpi_chart_metadata
 from referral_pipeline.defs.partitions import quarterly_partitions
 from referral_pipeline.defs.quarterly import QUARTERLY, WAREHOUSE_POOL, record_per_quarter, rows_per_quarter, start_run
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
@@ -128,6 +129,7 @@ def build_kpi_asset(kpi: Kpi) -> AssetsDefinition:
                 ).fetchall()
             }
             checks = _invariant_checks(con, kpi.table)
+            chart = kpi_chart_metadata(con, kpi, current_quarter())
         context.log.info(f"{kpi.table}: {written} rows for {len(quarters)} quarter(s)")
         record_per_quarter(
             context,
@@ -140,6 +142,7 @@ def build_kpi_asset(kpi: Kpi) -> AssetsDefinition:
                     "rate_pct": MetadataValue.null() if overall[quarter][2] is None
                     else MetadataValue.float(overall[quarter][2]),
                     "drill_down": MetadataValue.md(_drill_down(kpi, quarter)),
+                    **chart,
                 }
                 for key, quarter in quarters.items()
             },

@@ -1,14 +1,11 @@
 """Reports: the KPI dashboard (one self-contained HTML file) and each KPI's chart for the Dagster UI."""
 
-import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import duckdb
-from dagster import AssetExecutionContext, AssetKey, ConfigurableResource, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from dagster import AssetExecutionContext, AssetKey, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from referral_pipeline.defs.resources import Freshness, KpiConfig, SourceFolder, Warehouse
+from referral_pipeline.defs.resources import Dashboard, Freshness, KpiConfig, SourceFolder, Warehouse
 from referral_pipeline.lib.dashboard import (
     fmt_int,
     fmt_pct,
@@ -21,22 +18,8 @@ from referral_pipeline.lib.dashboard import (
 )
 from referral_pipeline.lib.kpis import KPIS
 
-DASHBOARD_ENV = "REFERRAL_DASHBOARD"
 DASHBOARD_KEY = AssetKey(["reports", "kpi_dashboard"])
 FUNNEL_KEY = AssetKey(["kpi", "referral_funnel"])
-
-
-class Dashboard(ConfigurableResource):
-    """Where the dashboard is written: ``path``, else $REFERRAL_DASHBOARD, else ``dashboard.html``
-    in the warehouse's folder."""
-
-    path: str | None = Field(
-        default=None, description=f"HTML file of the KPI dashboard; default ${DASHBOARD_ENV}, else beside the warehouse."
-    )
-
-    def resolve(self, warehouse: Warehouse) -> Path:
-        chosen = self.path or os.environ.get(DASHBOARD_ENV)
-        return Path(chosen).resolve() if chosen else warehouse.resolve().parent / "dashboard.html"
 
 
 def current_quarter(at: datetime | None = None) -> str:
@@ -76,6 +59,7 @@ def _summary_markdown(summary) -> str:
     key=DASHBOARD_KEY,
     deps=[*(AssetKey(["kpi", kpi.name]) for kpi in KPIS), FUNNEL_KEY],
     group_name="reports",
+    backfill_policy=BackfillPolicy.single_run(),  # one run for a range of quarters, as the CLI needs
     kinds={"html", "vega"},
     description=(
         "The KPI dashboard: one HTML file that opens offline in any browser. Each KPI's trend over the "
