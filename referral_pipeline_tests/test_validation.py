@@ -245,3 +245,107 @@ def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(con, tmp_path)
     assert quarantine(con, "partners") == []
     con.execute("DROP TABLE staging.partners")
     assert stage(con, tmp_path, "partners").unchanged_since is None  # a lost table is rebuilt
+
+
+ASKS_HEADER = "ask_id,account_id,trigger_event,asked_at"
+
+
+def test_timestamps_are_iso_8601_only(con, tmp_path):
+    """Offsets are converted to UTC, none means UTC, a bare date is midnight UTC; the rest is rejected."""
+    accepted = {
+        "2025-04-01T10:00:00Z": "2025-04-01 10:00:00+00",
+        "2025-04-01 10:00:00": "2025-04-01 10:00:00+00",
+        "2025-04-01T10:00": "2025-04-01 10:00:00+00",
+        "2025-04-01": "2025-04-01 00:00:00+00",
+        "2025-04-01T10:00:00.250+02:00": "2025-04-01 08:00:00.25+00",
+        "2025-04-01T10:00:00,5-0130": "2025-04-01 11:30:00.5+00",
+        "2025-04-01T10:00:00+05": "2025-04-01 05:00:00+00",
+        "2025-04-01T10:00:00-00:00": "2025-04-01 10:00:00+00",
+        "2025-04-01T01:00:00+23:59": "2025-03-31 01:01:00+00",
+    }
+    rejected = [
+        "infinity", "-infinity", "epoch", "now", "today", "2025-04-01 (BC)", "2025-04-01T10:00:00 (BC)",
+        "2025-04-01T10:00:00+25:00", "2025-04-01T10:00:00+00:00:30", "2025-04-01T10:00:00+01:60",
+        "2025-04-01T24:00:00", "2025-04-01T10:60:00", "2025-04-01T23:59:60", "2025-02-30T10:00:00",
+        "2025-04-01+02:00", "2025-04-01T10Z", "20250401T100000Z", "2025-4-1", "2025-04-01T10:00:00 +02:00",
+        "0000-01-01", "12025-04-01", "2025-04-01T10:00:00.1234567890Z", "2025-04-01t10:00:00z",
+        "Tue, 01 Apr 2025 10:00:00 GMT", "04/01/2025", "1743501600", "2025-04-01T10:00:00 Europe/Berlin",
+        "٢٠٢٥-٠٤-٠١",
+    ]
+    values = [*accepted, *rejected]
+    lines = [ASKS_HEADER, *(f'K{i},A1,qbr,"{v}"' for i, v in enumerate(values))]
+    write_bytes(tmp_path, "crm/warm_intro_asks.csv", ("\n".join(lines) + "\n").encode())
+    stage(con, tmp_path, "warm_intro_asks")
+    rows = dict(con.execute("SELECT ask_id, asked_at::VARCHAR FROM staging.warm_intro_asks").fetchall())
+    assert rows == {f"K{i}": utc for i, utc in enumerate(accepted.values())}
+    reasons = [reason for _, _, reason in quarantine(con, "warm_intro_asks")]
+    assert reasons == [f"asked_at: '{v}' is not a valid ISO 8601 timestamp" for v in rejected]
+
+
+def test_a_closed_won_deal_closed_at_infinity_is_no_win(con, tmp_path):
+    lines = [OPP_HEADER, "O1,A1,,closed_won,10,2025-04-01,infinity,referral,,,"]
+    write_bytes(tmp_path, "crm/opportunities.csv", ("\n".join(lines) + "\n").encode())
+    result = stage(con, tmp_path, "opportunities")
+    assert result.staged_rows == 0
+    assert quarantine(con, "opportunities") == [
+        (1, "O1", "closed_at: 'infinity' is not a valid ISO 8601 timestamp")
+    ]
+
+
+def test_dates_are_valid_calendar_days_as_yyyy_mm_dd(con, tmp_path):
+    header = "account_id,account_name,account_tier,lifecycle_stage,customer_since"
+    good = ["0001-01-01", "2024-02-29", "9999-12-31"]
+    bad = ["2023-02-29", "2024-13-01", "2024-1-5", "2024-01-05T00:00:00", "infinity", "epoch", "0000-01-01",
+           "2024-01-05 (BC)", "20240105", "2024/01/05", "+2024-01-05"]
+    lines = [header, *(f"A{i},a,smb,adoption,{v}" for i, v in enumerate(good + bad))]
+    write_bytes(tmp_path, "crm/accounts.csv", ("\n".join(lines) + "\n").encode())
+    stage(con, tmp_path, "accounts")
+    assert con.execute("SELECT customer_since::VARCHAR FROM staging.accounts ORDER BY 1").fetchall() == [
+        (v,) for v in good
+    ]
+    assert [r[2] for r in quarantine(con, "accounts")] == [
+        f"customer_since: '{v}' is not a valid date (YYYY-MM-DD)" for v in bad
+    ]
+
+
+def test_numbers_are_plain_decimals(con, tmp_path):
+    header = "response_id,account_id,score,responded_at"
+    lines = [header, "R1,A1,+9,2025-01-01", "R2,A1,1_0,2025-01-01", "R3,A1,0x9,2025-01-01", "R4,A1,9.0,2025-01-01"]
+    write_bytes(tmp_path, "nps/responses.csv", ("\n".join(lines) + "\n").encode())
+    stage(con, tmp_path, "nps_responses")
+    assert con.execute("SELECT response_id, score FROM staging.nps_responses ORDER BY 1").fetchall() == [
+        ("R1", 9), ("R4", 9)
+    ]
+    assert [r[2] for r in quarantine(con, "nps_responses")] == [
+        "score: '1_0' is not a valid integer", "score: '0x9' is not a valid integer"
+    ]
+    lines = [OPP_HEADER, "O1,A1,,proposal,1_000,2025-04-01,,referral,,,", "O2,A1,,proposal,1e3,2025-04-01,,referral,,,"]
+    write_bytes(tmp_path, "crm/opportunities.csv", ("\n".join(lines) + "\n").encode())
+    stage(con, tmp_path, "opportunities")
+    assert con.execute("SELECT opportunity_id, amount FROM staging.opportunities").fetchall() == [("O2", 1000.0)]
+    assert [r[2] for r in quarantine(con, "opportunities")] == ["amount: '1_000' is not a valid number"]
+
+
+def test_all_white_space_around_ids_short_text_and_enums_is_trimmed(con, tmp_path):
+    """Tab, CR, LF, no-break and other Unicode spaces; free text stays verbatim."""
+    content = (
+        "ask_id,account_id,asked_by,trigger_event,asked_at,outcome\n"
+        'K1,"\tA1\r\n",\u00a0Sam\u3000,"qbr\t",\t2025-04-01\t,"\nAccepted\u2003"\n'
+        "K2\t,A1,,nps,2025-04-02,\n"
+        "K2,A1,,nps,2025-04-02,\n"
+    ).encode()
+    write_bytes(tmp_path, "crm/warm_intro_asks.csv", content)
+    result = stage(con, tmp_path, "warm_intro_asks")
+    assert (result.staged_rows, result.quarantined_rows) == (2, 1)
+    assert con.execute(
+        "SELECT ask_id, account_id, asked_by, trigger_event, asked_at::VARCHAR, outcome "
+        "FROM staging.warm_intro_asks ORDER BY 1"
+    ).fetchall() == [
+        ("K1", "A1", "Sam", "qbr", "2025-04-01 00:00:00+00", "accepted"),
+        ("K2", "A1", None, "nps", "2025-04-02 00:00:00+00", None),
+    ]
+    assert quarantine(con, "warm_intro_asks") == [(3, "K2", "duplicate")]
+    header = "response_id,account_id,score,responded_at,comment"
+    write_bytes(tmp_path, "nps/responses.csv", f'{header}\nR1,A1,\t9\t,2025-01-01,"\t kept \r\n"\n'.encode())
+    stage(con, tmp_path, "nps_responses")
+    assert con.execute("SELECT score, comment FROM staging.nps_responses").fetchall() == [(9, "\t kept \r\n")]

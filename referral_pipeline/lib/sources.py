@@ -1,11 +1,20 @@
-"""The six sources of the contract and how each file is read into DuckDB, row for row.
+"""The six sources of the contract and how each file is read into DuckDB, record for record.
 
-Every file is read into a temporary view ``raw_<source>`` holding, per row, its 1-based
-``source_row`` (data row of a CSV, line of a JSONL file, row of a Parquet file), the contract's
-columns as text (null where the column is optional and absent) and ``record``, the raw row as JSON
-(computed only for the rows that are selected).
-Rows that cannot even be split into cells (ragged CSV rows, bytes that are not UTF-8, JSONL lines
-that are not JSON objects) go to ``unparsed_<source>`` with their reason: nothing is dropped.
+Every file is read into a temporary view ``raw_<source>`` holding, per record, its 1-based
+``source_row``, the contract's columns as text (null where the column is optional and absent),
+``read_reason`` (why the record's cells cannot be used as text, else null) and ``record``, the raw
+record as JSON (computed only for the rows that are selected). Records that cannot even be split
+into cells (ragged or malformed CSV rows, bytes that are not UTF-8, JSONL lines that are not JSON
+objects) go to ``unparsed_<source>`` with their reason: nothing is dropped.
+
+Records and their numbers, counted independently of the parser that splits them into cells:
+- CSV (RFC 4180): a record ends at a line feed outside quotes (LF or CRLF); ``source_row`` is the
+  record's number after the header, blank and white-space-only records included (they are skipped
+  but keep their number, so without multi-line cells ``source_row`` is the line number minus one).
+  A carriage return outside quotes that does not end a line makes its record malformed.
+- JSON Lines: a line ends at LF only (a CR is JSON white space); ``source_row`` is the physical line
+  number; blank lines (only JSON white space) are skipped.
+- Parquet: ``source_row`` is the row's number in the file; the count is the file's metadata.
 """
 
 from __future__ import annotations
@@ -13,21 +22,38 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import mmap
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import duckdb
+import numpy as np
 import pandera.pandas as pa
+import pyarrow
 
 from referral_pipeline.lib import schemas
 
-# DuckDB refuses CSV lines longer than this; QBR notes may be several MB long.
+# Bumped whenever reading changes what a file yields, so unchanged files are staged again.
+READER_VERSION = "3"
+# DuckDB refuses CSV records longer than this; a record longer than this is rejected.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-_HEADER_BYTES = 1024 * 1024
 _CHUNK_BYTES = 8 * 1024 * 1024
-# CASE keeps json_type from seeing text that is not JSON.
-_IS_JSON_OBJECT = "CASE WHEN json_valid(line) THEN json_type(line) = 'OBJECT' ELSE false END"
+_WINDOW_BYTES = 4 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_QUOTE, _LF, _CR, _COMMA, _SPACE, _TAB = 34, 10, 13, 44, 32, 9
+MALFORMED_CR = "malformed CSV row: carriage return (CR) outside quotes not followed by a line feed"
+NOT_AN_OBJECT = "line is not a JSON object"
+NOT_STRICT_JSON = "line is not a JSON object: not strict JSON (a trailing comma, NaN or Infinity)"
+INVALID_UTF8 = "invalid UTF-8 bytes"
 
 
 class SourceFileError(Exception):
@@ -75,18 +101,18 @@ class Source:
         return f"staging.{self.name}"
 
     def locate(self, data_dir: Path) -> Path:
-        """The source's file in ``data_dir``: its text format or Parquet, never both."""
+        """The source's file in ``data_dir``: its text format or Parquet, never both; a regular file."""
         text = data_dir / f"{self.path_stem}.{self.text_format}"
         parquet = data_dir / f"{self.path_stem}.parquet"
         if text.exists() and parquet.exists():
             raise SourceFileError(
                 f"{text} and {parquet} both exist: keep exactly one export of source '{self.name}'"
             )
-        if parquet.exists():
-            return parquet
-        if not text.exists():
+        if not parquet.exists() and not text.exists():
             raise SourceFileError(f"{text}: file not found (nor {parquet.name}) for source '{self.name}'")
-        return text
+        path = parquet if parquet.exists() else text
+        require_regular_file(path)
+        return path
 
 
 def _column(name: str, col: pa.Column) -> Column:
@@ -144,19 +170,62 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# --- files ---------------------------------------------------------------------------------------
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(path: Path, mode: int) -> SourceFileError:
+    kind = next((word for test, word in _FILE_KINDS if test(mode)), "not a file")
+    return SourceFileError(f"{path}: not a regular file ({kind}); a source must be a regular file")
+
+
+def require_regular_file(path: Path) -> None:
+    """Raise unless ``path`` is a regular file (a FIFO or a device is never opened)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError as exc:
+        raise SourceFileError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise SourceFileError(f"{path}: cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+
+
+@contextmanager
+def _open_regular(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, refused without blocking if it is not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise SourceFileError(f"{path}: cannot be read: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(path, mode)
+    with os.fdopen(fd, "rb") as handle:
+        yield handle
+
+
 def content_fingerprint(path: Path) -> str:
     """A fingerprint of the file's bytes (SHA-1, streamed: fast, and collisions are not a concern)."""
     digest = hashlib.sha1(usedforsecurity=False)
-    with path.open("rb") as handle:
+    with _open_regular(path) as handle:
         while chunk := handle.read(_CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _match_columns(source: Source, path: Path, present: list[str]) -> dict[str, str | None]:
-    """Contract column -> the file's column (matched case-insensitively), None if absent."""
-    by_lower = {name.strip().lower(): name for name in present}
-    matched = {col.name: by_lower.get(col.name) for col in source.columns}
+def _match_columns(source: Source, path: Path, present: list[str], exact: bool = False) -> dict[str, str | None]:
+    """Contract column -> the file's column (matched case-insensitively unless ``exact``), None if absent."""
+    by_name = {name if exact else name.strip().lower(): name for name in present}
+    matched = {col.name: by_name.get(col.name) for col in source.columns}
     missing = [col.name for col in source.columns if col.in_header and matched[col.name] is None]
     if missing:
         raise SourceFileError(
@@ -166,15 +235,18 @@ def _match_columns(source: Source, path: Path, present: list[str]) -> dict[str, 
     return matched
 
 
-def read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> None:
-    """Read ``path`` into ``raw_<source>`` and ``unparsed_<source>`` (see the module docstring)."""
+def read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> int:
+    """Read ``path`` into ``raw_<source>`` and ``unparsed_<source>`` (see the module docstring).
+
+    Returns the number of data records in the file, counted independently of the reader: every
+    one of them must end up staged or quarantined.
+    """
     try:
         if path.suffix == ".parquet":
-            _read_parquet(con, source, path)
-        elif path.suffix == ".jsonl":
-            _read_jsonl(con, source, path)
-        else:
-            _read_csv(con, source, path)
+            return _read_parquet(con, source, path)
+        if path.suffix == ".jsonl":
+            return _read_jsonl(con, source, path)
+        return _read_csv(con, source, path)
     except duckdb.Error as exc:
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
 
@@ -186,163 +258,492 @@ def _text_columns(matched: dict[str, str | None], cell) -> str:
     )
 
 
-def _numbered(table: str, rejects: str, columns: str) -> str:
-    """A query giving the rows DuckDB parsed their position in the file, counting rejected rows.
+def _empty_unparsed(con, source: Source) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE unparsed_{source.name} "
+        "(source_row BIGINT, reason VARCHAR, record VARCHAR)"
+    )
 
-    Parsed rows keep file order (``rowid``); a parsed row k sits after every rejected row r_j
-    (sorted, j = 1..) with r_j - j < k, so its position is k + that count.
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+class CsvLayout(NamedTuple):
+    """A CSV file's records, found without parsing cells."""
+
+    header: bytes  # the header record (without its line end)
+    records: int  # data records after the header, blank ones included: source_row runs 1..records
+    blank: np.ndarray  # numbers of the blank or white-space-only records
+    malformed: tuple[tuple[int, bytes], ...]  # (number, raw bytes) of records with a CR outside quotes
+    cut: tuple[tuple[int, int], ...]  # byte ranges a parser must not see: the malformed records
+    strip_cr: np.ndarray  # byte offsets of the CRs of CRLF line ends, dropped when the file is copied
+    needs_copy: bool  # mixed LF/CRLF line ends or malformed records: the parser reads a clean copy
+
+    @property
+    def data_records(self) -> int:
+        return self.records - len(self.blank)
+
+
+_FIELD_END = re.compile(rb"[,\n\r]")
+_SLOW_SPAN = 64 * 1024
+
+
+def _slow_records(mm: mmap.mmap, start: int, until: int) -> tuple[int, list[int], list[int]]:
+    """Record ends and stray CRs from ``start`` (a record's first byte), the careful way.
+
+    A quote opens a quoted cell only at the start of a cell (after spaces); elsewhere it is a
+    character. Returns where it stopped (a record start at or after ``until``), the LF offsets
+    ending records and the offsets of CRs outside quotes that do not end a line.
+    """
+    size, i, ends, stray = len(mm), start, [], []
+    at_cell_start = True
+    while i < size:
+        if at_cell_start:
+            j = i
+            while j < size and mm[j] == _SPACE:
+                j += 1
+            at_cell_start = False
+            if j < size and mm[j] == _QUOTE:
+                k = j + 1
+                while True:
+                    k = mm.find(b'"', k)
+                    if k < 0:
+                        return size, ends, stray  # an open quote runs to the end of the file
+                    if k + 1 < size and mm[k + 1] == _QUOTE:
+                        k += 2
+                        continue
+                    break
+                i = k + 1
+                continue
+        found = _FIELD_END.search(mm, i)
+        if found is None:
+            break
+        j = found.start()
+        byte = mm[j]
+        if byte == _COMMA:
+            at_cell_start = True
+        elif byte == _LF:
+            ends.append(j)
+            at_cell_start = True
+            if j + 1 >= until:
+                return j + 1, ends, stray
+        elif j + 1 < size and mm[j + 1] != _LF:
+            stray.append(j)
+        i = j + 1
+    return size, ends, stray
+
+
+def _scan_csv(mm: mmap.mmap) -> tuple[np.ndarray, np.ndarray, bool]:
+    """LF offsets ending records, offsets of stray CRs, and whether a CR outside quotes ends the file.
+
+    Windows of the file are scanned with numpy, quote parity telling what is inside quotes. A
+    quote where RFC 4180 allows none (an opening one not at a cell's start, a closing one not
+    followed by a comma, a quote or a line end) sends the record it is in, and those after it up
+    to ``_SLOW_SPAN`` bytes, through ``_slow_records``, which reads quotes as DuckDB does.
+    """
+    buf = np.frombuffer(mm, np.uint8)
+    size = len(buf)
+    bom = len(_BOM) if mm[: len(_BOM)] == _BOM else 0
+    scratch = np.empty(min(_WINDOW_BYTES, size), bool)
+    ends, stray = [], []
+    pos, inside, last_end, final_cr, window_bytes = 0, 0, -1, False, _WINDOW_BYTES
+    while pos < size:
+        stop = min(pos + window_bytes, size)
+        window, mask = buf[pos:stop], scratch[: stop - pos]
+        quotes = np.flatnonzero(np.equal(window, _QUOTE, out=mask)) + pos
+        lfs = np.flatnonzero(np.equal(window, _LF, out=mask)) + pos
+        crs = np.flatnonzero(np.equal(window, _CR, out=mask)) + pos
+        opening = (np.arange(len(quotes)) & 1) == inside
+        before = buf[np.maximum(quotes - 1, 0)]
+        before[(quotes == 0) | (quotes == bom)] = _LF
+        after = buf[np.minimum(quotes + 1, size - 1)]
+        after[quotes == size - 1] = _LF
+        regular = np.where(
+            opening,
+            (before == _COMMA) | (before == _LF) | (before == _QUOTE),
+            (after == _COMMA) | (after == _LF) | (after == _CR) | (after == _QUOTE),
+        )
+        irregular = np.flatnonzero(~regular)
+        limit = int(quotes[irregular[0]]) if len(irregular) else stop
+        quotes = quotes[: np.searchsorted(quotes, limit)]
+        lfs, crs = lfs[lfs < limit], crs[crs < limit]
+        found = lfs[((np.searchsorted(quotes, lfs) + inside) & 1) == 0]
+        outside_crs = crs[((np.searchsorted(quotes, crs) + inside) & 1) == 0]
+        next_bytes = buf[np.minimum(outside_crs + 1, size - 1)]
+        stray.append(outside_crs[(next_bytes != _LF) & (outside_crs != size - 1)])
+        final_cr = final_cr or (len(outside_crs) > 0 and outside_crs[-1] == size - 1)
+        ends.append(found)
+        if len(found):
+            last_end = int(found[-1])
+        if len(irregular):
+            pos, slow_ends, slow_stray = _slow_records(mm, last_end + 1, limit + _SLOW_SPAN)
+            final_cr = pos == size and mm[size - 1] == _CR and (size - 1) not in slow_stray
+            ends.append(np.array(slow_ends, np.int64))
+            stray.append(np.array(slow_stray, np.int64))
+            if slow_ends:
+                last_end = slow_ends[-1]
+            inside = 0
+            window_bytes = max(window_bytes // 4, _SLOW_SPAN)  # irregular quotes come in bunches
+        else:
+            inside = (inside + len(quotes)) & 1
+            pos = stop
+            window_bytes = min(window_bytes * 2, _WINDOW_BYTES)
+    del buf, window, mask
+    return np.concatenate(ends).astype(np.int64), np.unique(np.concatenate(stray)).astype(np.int64), final_cr
+
+
+def _csv_layout(path: Path) -> CsvLayout:
+    """The records of the CSV file at ``path`` (see ``CsvLayout``)."""
+    empty = np.empty(0, np.int64)
+    with _open_regular(path) as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return CsvLayout(b"", 0, empty, (), (), empty, False)
+        mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return _layout_of(path, mm)
+        finally:
+            with suppress(BufferError):  # views still held by a traceback: closed when collected
+                mm.close()
+
+
+def _layout_of(path: Path, mm: mmap.mmap) -> CsvLayout:
+    size, buf = len(mm), np.frombuffer(mm, np.uint8)
+    line_ends, stray, final_cr = _scan_csv(mm)
+    ends = line_ends if len(line_ends) and line_ends[-1] == size - 1 else np.append(line_ends, size)
+    starts = np.concatenate([[0], line_ends + 1])[: len(ends)]
+    record_of_stray = np.searchsorted(ends, stray)
+    if len(stray) and record_of_stray[0] == 0:
+        raise SourceFileError(
+            f"{path}: the header row holds a carriage return (CR) not followed by a line feed; "
+            "line ends must be LF or CRLF (RFC 4180)"
+        )
+    # CRs ending lines (CRLF, or a CR ending the file); DuckDB wants one kind of line end per file.
+    crs_ending_lines = line_ends[(line_ends > 0) & (buf[np.maximum(line_ends - 1, 0)] == _CR)] - 1
+    if final_cr:
+        crs_ending_lines = np.append(crs_ending_lines, size - 1)
+    mixed = 0 < len(crs_ending_lines) < len(line_ends) + final_cr
+    # Blank records: empty, or only spaces, tabs and CRs (checked one by one only if they start so).
+    lengths = ends - starts
+    first = buf[np.minimum(starts, size - 1)]
+    maybe_blank = np.flatnonzero((lengths == 0) | (first == _SPACE) | (first == _TAB) | (first == _CR))
+    blank = np.array(
+        [r for r in maybe_blank[maybe_blank > 0] if not mm[starts[r] : ends[r]].strip(b" \t\r")], np.int64
+    )
+    del buf, first
+    with_stray = np.unique(record_of_stray)
+    broken = np.setdiff1d(with_stray, blank)
+    cut = tuple((int(starts[r]), int(ends[r])) for r in with_stray)
+    needs_copy = bool(cut) or mixed
+    return CsvLayout(
+        header=mm[: ends[0]].rstrip(b"\r"),
+        records=len(ends) - 1,
+        blank=blank,
+        malformed=tuple((int(r), mm[starts[r] : ends[r]]) for r in broken),
+        cut=cut,
+        strip_cr=crs_ending_lines if needs_copy else np.empty(0, np.int64),
+        needs_copy=needs_copy,
+    )
+
+
+def _write_clean_copy(path: Path, layout: CsvLayout, target: BinaryIO) -> None:
+    """``path`` without the CRs of its CRLF line ends and with its malformed records emptied."""
+    cuts = sorted(layout.cut)
+    with _open_regular(path) as handle:
+        offset = 0
+        while chunk := handle.read(_CHUNK_BYTES):
+            data = np.frombuffer(chunk, np.uint8)
+            keep = np.ones(len(data), bool)
+            drop = layout.strip_cr[(layout.strip_cr >= offset) & (layout.strip_cr < offset + len(data))]
+            keep[drop - offset] = False
+            for start, end in cuts:
+                if start < offset + len(data) and end > offset:
+                    keep[max(start - offset, 0) : min(end - offset, len(data))] = False
+            target.write(data[keep].tobytes())
+            offset += len(data)
+
+
+def _csv_header(path: Path, header: bytes) -> list[str]:
+    """The header row's cell names (a byte-order mark is fine; the header must be UTF-8)."""
+    try:
+        text = header.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SourceFileError(f"{path}: the header row is not UTF-8") from exc
+    return [name.strip() for name in next(csv.reader(io.StringIO(text, newline="")), [])]
+
+
+def _numbered(table: str, skipped: str, columns: str) -> str:
+    """A query giving the rows DuckDB parsed their record number, counting the skipped records.
+
+    Parsed rows keep file order (``rowid``); a parsed row k sits after every skipped record r_j
+    (sorted, j = 1..) with r_j - j < k, so its number is k + that count.
     """
     return f"""
         WITH gaps AS (
             SELECT source_row - row_number() OVER (ORDER BY source_row) AS parsed_before,
-                   row_number() OVER (ORDER BY source_row) AS rejected_so_far
-            FROM {rejects}
+                   row_number() OVER (ORDER BY source_row) AS skipped_so_far
+            FROM {skipped}
         ), steps AS (
-            SELECT parsed_before, max(rejected_so_far) AS rejected_so_far FROM gaps GROUP BY ALL
+            SELECT parsed_before, max(skipped_so_far) AS skipped_so_far FROM gaps GROUP BY ALL
         ), parsed AS (SELECT rowid + 1 AS parsed_row, * FROM {table})
-        SELECT parsed.parsed_row + coalesce(steps.rejected_so_far, 0) AS source_row, {columns}
+        SELECT parsed.parsed_row + coalesce(steps.skipped_so_far, 0) AS source_row, {columns}
         FROM parsed ASOF LEFT JOIN steps ON parsed.parsed_row > steps.parsed_before
     """
 
 
-def _rejects_of_scan(con, source: Source, rejects_table: str, row_offset: int) -> None:
+def _read_csv(con, source: Source, path: Path) -> int:
+    layout = _csv_layout(path)
+    present = _csv_header(path, layout.header)
+    matched = _match_columns(source, path, present)
+    if layout.needs_copy:
+        with tempfile.NamedTemporaryFile(prefix=f"{source.name}_", suffix=".csv") as copy:
+            _write_clean_copy(path, layout, copy)
+            copy.flush()
+            _parse_csv(con, source, Path(copy.name), len(present))
+    else:
+        _parse_csv(con, source, path, len(present))
+    unparsed, skipped = f"unparsed_{source.name}", f"skipped_{source.name}"
+    con.register("blank_records", pyarrow.table({"source_row": layout.blank}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {skipped} AS SELECT source_row FROM blank_records")
+    finally:
+        con.unregister("blank_records")
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE unparsed_{source.name} AS
-        SELECT line - {row_offset} AS source_row,
+        CREATE OR REPLACE TEMP TABLE {unparsed} AS
+        SELECT line - 1 AS source_row,
                CASE first(error_type ORDER BY column_idx)
-                   WHEN 'INVALID ENCODING' THEN 'invalid UTF-8 bytes'
+                   WHEN 'INVALID ENCODING' THEN '{INVALID_UTF8}'
                    WHEN 'TOO MANY COLUMNS' THEN 'ragged row: ' || first(error_message)
                    WHEN 'MISSING COLUMNS' THEN 'ragged row: ' || first(error_message)
                    ELSE 'unparseable row: ' || lower(first(error_type)) || ': ' || first(error_message)
                END AS reason,
                to_json(ltrim(first(csv_line), e'\\r\\n')) AS record
-        FROM {rejects_table}
+        FROM csv_rejects_{source.name}
+        WHERE line - 1 NOT IN (SELECT source_row FROM {skipped})
         GROUP BY line
         """
     )
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The header row's cell names (a byte-order mark is fine; the header must be UTF-8)."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(_HEADER_BYTES).decode("utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise SourceFileError(f"{path}: cannot be read: {exc.strerror}") from exc
-    header = [name.strip() for name in next(csv.reader(io.StringIO(head, newline="")), [])]
-    if any("\ufffd" in name for name in header):
-        raise SourceFileError(f"{path}: the header row is not UTF-8")
-    return header
-
-
-def _read_csv(con, source: Source, path: Path) -> None:
-    present = _csv_header(path)
-    matched = _match_columns(source, path, present)
+    if layout.malformed:
+        con.executemany(
+            f"INSERT INTO {unparsed} VALUES (?, ?, to_json(?::VARCHAR))",
+            [[row, MALFORMED_CR, raw.decode("utf-8", "replace")] for row, raw in layout.malformed],
+        )
+    con.execute(f"INSERT INTO {skipped} SELECT source_row FROM {unparsed}")
     positional = {name: f"c{i}" for i, name in enumerate(present)}
-    cells = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(present))) + "}"
     record = "json_object(" + ", ".join(f"{sql_literal(n)}, c{i}" for i, n in enumerate(present)) + ")"
+    columns = (
+        f"{_text_columns(matched, positional.get)}, NULL::VARCHAR AS read_reason, {record}::VARCHAR AS record"
+    )
+    (any_skipped,) = con.execute(f"SELECT count(*) > 0 FROM {skipped}").fetchone()
+    numbered = (
+        _numbered(f"parsed_{source.name}", skipped, columns)
+        if any_skipped
+        else f"SELECT rowid + 1 AS source_row, {columns} FROM parsed_{source.name}"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{source.name} AS {numbered}")
+    return layout.data_records
+
+
+def _parse_csv(con, source: Source, path: Path, cells: int) -> None:
+    types = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(cells)) + "}"
     rejects = f"csv_rejects_{source.name}"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE parsed_{source.name} AS
-        SELECT * FROM read_csv({sql_literal(str(path))}, columns={cells}, header=true, auto_detect=false,
+        SELECT * FROM read_csv({sql_literal(str(path))}, columns={types}, header=true, auto_detect=false,
                       delim=',', quote='"', escape='"', strict_mode=true,
                       store_rejects=true, rejects_table='{rejects}', rejects_scan='{rejects}_scan',
                       max_line_size={MAX_LINE_BYTES}, buffer_size={2 * MAX_LINE_BYTES})
         """
     )
-    _rejects_of_scan(con, source, rejects, row_offset=1)  # line 1 is the header
-    columns = f"{_text_columns(matched, positional.get)}, {record}::VARCHAR AS record"
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW raw_{source.name} AS "
-        + _numbered(f"parsed_{source.name}", f"unparsed_{source.name}", columns)
-    )
 
 
-def _read_jsonl(con, source: Source, path: Path) -> None:
-    rejects = f"jsonl_rejects_{source.name}"
-    # One cell per physical line: no quoting, and a delimiter that valid JSON never holds raw.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE lines_{source.name} AS
-        SELECT line FROM read_csv({sql_literal(str(path))}, columns={{'line': 'VARCHAR'}}, header=false,
-                                  delim=e'\\x1f', quote='', escape='', auto_detect=false,
-                                  strict_mode=false, store_rejects=true, rejects_table='{rejects}',
-                                  rejects_scan='{rejects}_scan', max_line_size={MAX_LINE_BYTES},
-                                  buffer_size={2 * MAX_LINE_BYTES})
-        """
+# --- JSON Lines ----------------------------------------------------------------------------------
+
+# Lenient JSON DuckDB accepts and strict JSON does not: a value NaN/Infinity, a trailing comma.
+_MAYBE_LENIENT = r"[:,\[][ \t\r\n]*[+-]?(?i:nan|inf)|,[ \t\r\n]*[\]}]"
+_STRINGS_AND_WORDS = r'"(?:[^"\\]|\\.)*"|true|false|null'
+_LENIENT = r",[ \t\r\n]*[\]}]|[^ \t\r\n{}\[\]:,0-9eE+.\-]"
+_JSON_TYPE_WORDS = {"OBJECT": "an object", "ARRAY": "an array", "BOOLEAN": "a boolean"}
+
+
+def _jsonl_lines(path: Path) -> tuple[pyarrow.Table, int]:
+    """The file's lines, split at LF only, as (source_row, bytes); and its line count by ``bytes.count``.
+
+    Each line's bytes keep their LF (Arrow offsets are contiguous); SQL trims it.
+    """
+    with _open_regular(path) as handle:
+        data = handle.read()
+    buf = np.frombuffer(data, np.uint8)
+    scratch = np.empty(min(_WINDOW_BYTES, len(buf)), bool)
+    lfs = [np.empty(0, np.int64)]
+    for at in range(0, len(buf), _WINDOW_BYTES):
+        window = buf[at : at + _WINDOW_BYTES]
+        lfs.append(np.flatnonzero(np.equal(window, _LF, out=scratch[: len(window)])) + at)
+    ends = np.concatenate(lfs).astype(np.int64) + 1
+    if len(data) and data[-1] != _LF:
+        ends = np.append(ends, len(data))
+    first = len(_BOM) if data.startswith(_BOM) else 0
+    offsets = np.concatenate([[first], ends]).astype(np.int64)
+    lines = pyarrow.Array.from_buffers(
+        pyarrow.large_binary(), len(ends), [None, pyarrow.py_buffer(offsets), pyarrow.py_buffer(data)]
     )
-    _rejects_of_scan(con, source, rejects, row_offset=0)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE numbered_{source.name} AS "
-        + _numbered(f"lines_{source.name}", f"unparsed_{source.name}", "line")
-    )
-    # Blank lines are skipped; lines that are not JSON objects are rejected rows.
-    con.execute(
-        f"""
-        INSERT INTO unparsed_{source.name}
-        SELECT source_row, 'line is not a JSON object', to_json(line)
-        FROM numbered_{source.name}
-        WHERE trim(line) <> '' AND NOT {_IS_JSON_OBJECT}
-        """
-    )
-    con.execute(
-        f"""
-        DELETE FROM numbered_{source.name}
-        WHERE line IS NULL OR trim(line) = '' OR NOT {_IS_JSON_OBJECT}
-        """
-    )
-    present_counts = con.execute(
-        "SELECT "
-        + ", ".join(
-            f"count(*) FILTER (WHERE json_exists(line, {sql_literal('$.' + sql_identifier(c.name))}))"
-            for c in source.columns
+    del buf, scratch
+    counted = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    return pyarrow.table({"source_row": np.arange(1, len(ends) + 1, dtype=np.int64), "bytes": lines}), counted
+
+
+def _read_jsonl(con, source: Source, path: Path) -> int:
+    lines, physical_lines = _jsonl_lines(path)
+    if len(lines) != physical_lines:
+        raise SourceFileError(f"{path}: {physical_lines} lines counted but {len(lines)} split")
+    name, arrow = source.name, f"jsonl_lines_{source.name}"
+    duplicated = "list_filter(list_distinct(keys), lambda k: len(list_filter(keys, lambda x: x = k)) > 1)[1]"
+    con.register(arrow, lines)
+    try:
+        # One pass: decode, classify, and keep the field names of every sound object.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE classified_{name} AS
+            SELECT source_row, line, undecoded, keys,
+                   CASE WHEN line IS NULL THEN '{INVALID_UTF8}'
+                        WHEN regexp_full_match(line, '[ \t\r]*') THEN 'blank'
+                        WHEN keys IS NULL THEN '{NOT_AN_OBJECT}'
+                        WHEN regexp_matches(line, {sql_literal(_MAYBE_LENIENT)})
+                             AND regexp_matches(regexp_replace(line, {sql_literal(_STRINGS_AND_WORDS)}, '0', 'g'),
+                                                {sql_literal(_LENIENT)})
+                            THEN '{NOT_STRICT_JSON}'
+                        WHEN len(keys) <> len(list_distinct(keys))
+                            THEN 'ambiguous JSON object: field ' || {duplicated} || ' appears more than once'
+                   END AS problem
+            FROM (
+                SELECT source_row, line,
+                       CASE WHEN line IS NULL THEN regexp_replace(bytes::VARCHAR, '\\\\x0A$', '') END AS undecoded,
+                       CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' THEN json_keys(line) END AS keys
+                FROM (SELECT source_row, bytes, rtrim(try(decode(bytes)), e'\\n') AS line FROM {arrow})
+            )
+            """
         )
-        + f", count(*) FROM numbered_{source.name}"
-    ).fetchone()
-    rows = present_counts[-1]
-    present = [c.name for c, n in zip(source.columns, present_counts) if n > 0 or rows == 0]
-    matched = _match_columns(source, path, present)
-
-    def field(name: str) -> str:
-        path_literal = sql_literal("$." + sql_identifier(name))
-        column = next(c for c in source.columns if c.name == name)
-        if column.sql_type == "VARCHAR[]":
-            return f"json_extract(line, {path_literal})::VARCHAR"
-        return f"json_extract_string(line, {path_literal})"
-
+    finally:
+        con.unregister(arrow)
+    del lines
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
-        SELECT source_row, {_text_columns(matched, field)}, line AS record
-        FROM numbered_{source.name}
+        CREATE OR REPLACE TEMP TABLE unparsed_{name} AS
+        SELECT source_row, problem AS reason, to_json(coalesce(line, undecoded)) AS record
+        FROM classified_{name} WHERE problem <> 'blank'
         """
     )
+    (blank,) = con.execute(f"SELECT count(*) FROM classified_{name} WHERE problem = 'blank'").fetchone()
+    con.execute(f"DELETE FROM classified_{name} WHERE problem IS NOT NULL")
+    present = {k for (k,) in con.execute(f"SELECT DISTINCT unnest(keys) FROM classified_{name}").fetchall()}
+    (objects,) = con.execute(f"SELECT count(*) FROM classified_{name}").fetchone()
+    if not objects:  # no sound object at all: no field is missing
+        present = {c.name for c in source.columns}
+    matched = _match_columns(source, path, [c.name for c in source.columns if c.name in present], exact=True)
+    fields = [c for c in source.columns if matched[c.name]]
+    values = {c.name: f"v[{i}]" for i, c in enumerate(fields, start=1)}
+    paths = "[" + ", ".join(sql_literal("$." + sql_identifier(c.name)) for c in fields) + "]"
+
+    def text(col: Column) -> str:
+        value = values.get(col.name)
+        if value is None:
+            return f"NULL::VARCHAR AS {sql_identifier(col.name)}"
+        if col.sql_type == "VARCHAR[]":
+            return f"{value}::VARCHAR AS {sql_identifier(col.name)}"
+        return f"CASE WHEN json_type({value}) = 'VARCHAR' THEN {value} ->> '$' END AS {sql_identifier(col.name)}"
+
+    def type_error(col: Column) -> str:
+        value = values[col.name]
+        kind = " ".join(f"WHEN '{t}' THEN '{w}'" for t, w in _JSON_TYPE_WORDS.items())
+        return (
+            f"CASE WHEN json_type({value}) NOT IN ('VARCHAR', 'NULL') THEN "
+            f"format('{col.name}: expected a JSON string, got {{}} ({{}})', "
+            f"CASE json_type({value}) {kind} ELSE 'a number' END, left({value}::VARCHAR, 60)) END"
+        )
+
+    checks = ", ".join(type_error(c) for c in fields if c.sql_type != "VARCHAR[]") or "NULL"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW raw_{name} AS
+        SELECT source_row, {', '.join(text(c) for c in source.columns)},
+               nullif(concat_ws('; ', {checks}), '') AS read_reason, line AS record
+        FROM (SELECT source_row, line, json_extract(line, {paths}) AS v FROM classified_{name})
+        """
+    )
+    return physical_lines - blank
 
 
-def _read_parquet(con, source: Source, path: Path) -> None:
-    described = con.execute(
-        f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})"
-    ).fetchall()
+# --- Parquet -------------------------------------------------------------------------------------
+
+_NUMERIC = re.compile(r"(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?|FLOAT|DOUBLE|REAL|DECIMAL\(\d+,\d+\))")
+_TIMESTAMP = re.compile(r"TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|DATE")
+_EXPECTED = {
+    "VARCHAR": "text",
+    "DATE": "a date or text",
+    "TIMESTAMPTZ": "a timestamp, a date or text",
+    "DOUBLE": "a number or text",
+    "INTEGER": "a number or text",
+    "VARCHAR[]": "a list of strings",
+}
+
+
+def _parquet_accepts(col: Column, file_type: str) -> bool:
+    if col.sql_type == "VARCHAR[]":
+        return file_type == "VARCHAR[]"
+    if file_type in ("VARCHAR", "BLOB"):
+        return True
+    if col.sql_type == "DATE":
+        return file_type == "DATE"
+    if col.sql_type == "TIMESTAMPTZ":
+        return bool(_TIMESTAMP.fullmatch(file_type))
+    if col.sql_type in ("DOUBLE", "INTEGER"):
+        return bool(_NUMERIC.fullmatch(file_type))
+    return False
+
+
+def _read_parquet(con, source: Source, path: Path) -> int:
+    require_regular_file(path)
+    scan = f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
+    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()
     present = [row[0] for row in described]
     types = {row[0]: row[1] for row in described}
     matched = _match_columns(source, path, present)
+    for col in source.columns:
+        file_col = matched[col.name]
+        if file_col and not _parquet_accepts(col, types[file_col]):
+            raise SourceFileError(
+                f"{path}: column {file_col} is {types[file_col]}, expected {_EXPECTED[col.sql_type]}"
+            )
 
     def cell(file_col: str) -> str:
-        if types[file_col].endswith("[]"):
-            return f"to_json({sql_identifier(file_col)})::VARCHAR"
-        return f"{sql_identifier(file_col)}::VARCHAR"
+        ident, file_type = sql_identifier(file_col), types[file_col]
+        if file_type.endswith("[]"):
+            return f"to_json({ident})::VARCHAR"
+        if file_type == "BLOB":
+            return f"try(decode({ident}))"
+        if file_type == "TIMESTAMP WITH TIME ZONE":
+            return f"timezone('UTC', {ident})::VARCHAR"
+        return f"{ident}::VARCHAR"
 
+    undecodable = [
+        f"CASE WHEN {sql_identifier(f)} IS NOT NULL AND try(decode({sql_identifier(f)})) IS NULL "
+        f"THEN {sql_literal(f + ': ' + INVALID_UTF8)} END"
+        for f in matched.values()
+        if f and types[f] == "BLOB"
+    ]
+    read_reason = f"nullif(concat_ws('; ', {', '.join(undecodable)}), '')" if undecodable else "NULL::VARCHAR"
     record = "to_json(struct_pack(" + ", ".join(f"{sql_identifier(c)} := {sql_identifier(c)}" for c in present) + "))"
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
-        SELECT file_row_number + 1 AS source_row, {_text_columns(matched, cell)}, {record}::VARCHAR AS record
-        FROM read_parquet({sql_literal(str(path))}, file_row_number=true)
+        SELECT file_row_number + 1 AS source_row, {_text_columns(matched, cell)}, {read_reason} AS read_reason,
+               {record}::VARCHAR AS record
+        FROM {scan}
         """
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE unparsed_{source.name} "
-        "(source_row BIGINT, reason VARCHAR, record VARCHAR)"
-    )
+    _empty_unparsed(con, source)
+    (rows,) = con.execute(
+        f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({sql_literal(str(path))})"
+    ).fetchone()
+    return int(rows)

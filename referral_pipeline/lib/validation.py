@@ -1,9 +1,11 @@
 """Validate a source where its data is: its pandera model compiled to one DuckDB query.
 
-Every row gets its reasons in a single pass: each column's rules (required, type, enum, range),
-then, for rows whose columns are sound, the model's cross-column rules, then duplicate keys.
-Valid rows replace ``staging.<source>``; the others replace the source's rows in
-``quarantine.rejected_rows``; both in one transaction, after the counts reconcile.
+One pass types every row and tells whether it keeps each column's rules (required, type, enum,
+range) and the model's cross-column rules; duplicate keys are found by one aggregate; reasons are
+built only for the rows rejected: what the reader found, else the columns' broken rules, else (the
+columns being sound) the broken cross-column rules, or the duplicate key. Valid rows replace
+``staging.<source>``; the others replace the source's rows in ``quarantine.rejected_rows``; both in
+one transaction, after staged + quarantined is checked against the file's own record count.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from pathlib import Path
 import duckdb
 
 from referral_pipeline.lib.warehouse import transaction
-from referral_pipeline.lib.sources import Column, Source, content_fingerprint, read_raw, sql_identifier, sql_literal
+from referral_pipeline.lib.sources import (
+    READER_VERSION,
+    Column,
+    Source,
+    SourceFileError,
+    content_fingerprint,
+    read_raw,
+    sql_identifier,
+    sql_literal,
+)
 
 QUARANTINE_TABLE = "quarantine.rejected_rows"
 QUARANTINE_DDL = f"""
@@ -66,6 +77,26 @@ class StagingResult:
         return self.quarantined_rows / self.input_rows if self.input_rows else 0.0
 
 
+# White space trimmed around ids, short text and enums: Unicode's White_Space property (tab, LF,
+# VT, FF, CR, space, NEL, no-break space, ogham space, the en/em/thin/hair spaces, line and
+# paragraph separators, narrow no-break, medium mathematical and ideographic space).
+WHITE_SPACE = "".join(
+    chr(c) for c in (*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
+                     0x202F, 0x205F, 0x3000)
+)
+# ISO 8601 in its extended format: a date YYYY-MM-DD (year 0001 to 9999), optionally 'T' (or, as RFC
+# 3339 allows, a space) and a time hh:mm[:ss[.fraction]] (00:00 to 23:59:59, fraction of up to 9
+# digits, '.' or ','), optionally an offset 'Z' or +hh[:mm] / -hh[mm] with hh <= 23, mm <= 59.
+_YEAR = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_DATE = _YEAR + "-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]{1,9})?)?"
+_OFFSET = "(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
+ISO_DATE = _DATE
+ISO_TIMESTAMP = f"{_DATE}(?:[T ]{_TIME}{_OFFSET}?)?"
+DECIMAL = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+WHOLE_NUMBER = r"[+-]?[0-9]+(?:\.[0-9]*)?"
+
+
 def _text_name(col: Column) -> str:
     return sql_identifier(col.name + "__text")
 
@@ -73,20 +104,36 @@ def _text_name(col: Column) -> str:
 def _text(col: Column) -> str:
     """The column's normalised text: empty is null, trimmed unless free text, enums lower-case."""
     raw = sql_identifier(col.name)
-    text = f"nullif({raw}, '')" if col.free_text else f"nullif(trim({raw}), '')"
-    return f"lower({text})" if col.enum else text
+    if col.free_text:
+        return f"nullif({raw}, '')"
+    space = sql_literal(WHITE_SPACE)
+    # trim() with a set of characters is slow: only where the text starts or ends with one of them.
+    trimmed = (
+        f"CASE WHEN contains({space}, left({raw}, 1)) OR contains({space}, right({raw}, 1)) "
+        f"THEN trim({raw}, {space}) ELSE {raw} END"
+    )
+    return f"lower(nullif({trimmed}, ''))" if col.enum else f"nullif({trimmed}, '')"
 
 
 def _typed(col: Column) -> str:
-    """The column's staging value, from its normalised text; NULL where the text does not parse."""
+    """The column's staging value, from its normalised text; NULL where the text does not parse.
+
+    Strict patterns gate DuckDB's lenient casts (which take 'infinity', 'epoch', '1_000', ...).
+    """
     text = _text_name(col)
+    iso = f"CASE WHEN contains({text}, ',') THEN replace({text}, ',', '.') ELSE {text} END"
     return {
         "VARCHAR": text,
-        "DATE": rf"CASE WHEN regexp_full_match({text}, '\d{{4}}-\d{{2}}-\d{{2}}') THEN TRY_CAST({text} AS DATE) END",
-        "TIMESTAMPTZ": f"TRY_CAST({text} AS TIMESTAMPTZ)",
-        "DOUBLE": f"CASE WHEN isfinite(TRY_CAST({text} AS DOUBLE)) THEN TRY_CAST({text} AS DOUBLE) END",
+        "DATE": f"CASE WHEN regexp_full_match({text}, '{ISO_DATE}') THEN TRY_CAST({text} AS DATE) END",
+        # Without an offset the session's time zone applies: stage_source sets it to UTC.
+        "TIMESTAMPTZ": f"CASE WHEN regexp_full_match({text}, '{ISO_TIMESTAMP}') THEN TRY_CAST({iso} AS TIMESTAMPTZ) END",
+        "DOUBLE": (
+            f"CASE WHEN regexp_full_match({text}, '{DECIMAL}') AND isfinite(TRY_CAST({text} AS DOUBLE)) "
+            f"THEN TRY_CAST({text} AS DOUBLE) END"
+        ),
         "INTEGER": (
-            f"CASE WHEN TRY_CAST({text} AS DOUBLE) = trunc(TRY_CAST({text} AS DOUBLE)) "
+            f"CASE WHEN regexp_full_match({text}, '{WHOLE_NUMBER}') "
+            f"AND TRY_CAST({text} AS DOUBLE) = trunc(TRY_CAST({text} AS DOUBLE)) "
             f"AND abs(TRY_CAST({text} AS DOUBLE)) < 2147483648 THEN TRY_CAST({text} AS DOUBLE)::INTEGER END"
         ),
         "VARCHAR[]": (
@@ -107,83 +154,96 @@ _TYPE_WORDS = {
 }
 
 
-def _column_reasons(col: Column) -> list[str]:
-    """SQL expressions, each the reason a rule of ``col`` is broken, or NULL."""
+def _column_checks(col: Column) -> list[tuple[str, str]]:
+    """(condition that breaks the rule, SQL expression of the reason) for each rule of ``col``."""
     text = _text_name(col)
     name = sql_identifier(col.name)
     shown = f"left({text}, {_SHOWN_VALUE_CHARS})"
-    reasons = []
+    checks = []
     if col.required:
-        reasons.append(f"CASE WHEN {text} IS NULL THEN {sql_literal(col.name + ': required value missing')} END")
+        checks.append((f"{text} IS NULL", sql_literal(col.name + ": required value missing")))
     if col.sql_type in _TYPE_WORDS:
-        reasons.append(
-            f"CASE WHEN {text} IS NOT NULL AND {name} IS NULL THEN "
-            f"format('{col.name}: ''{{}}'' is not a valid {_TYPE_WORDS[col.sql_type]}', {shown}) END"
-        )
+        checks.append((
+            f"{text} IS NOT NULL AND {name} IS NULL",
+            f"format('{col.name}: ''{{}}'' is not a valid {_TYPE_WORDS[col.sql_type]}', {shown})",
+        ))
     if col.enum:
         allowed = ", ".join(col.enum)
-        reasons.append(
-            f"CASE WHEN {name} NOT IN ({', '.join(sql_literal(v) for v in col.enum)}) THEN "
-            f"format('{col.name}: ''{{}}'' is not one of {allowed}', {shown}) END"
-        )
+        checks.append((
+            f"{name} NOT IN ({', '.join(sql_literal(v) for v in col.enum)})",
+            f"format('{col.name}: ''{{}}'' is not one of {allowed}', {shown})",
+        ))
     if col.min_value is not None:
-        reasons.append(
-            f"CASE WHEN {name} < {col.min_value} THEN format('{col.name}: {{}} is below {col.min_value}', {name}) END"
-        )
+        checks.append((f"{name} < {col.min_value}", f"format('{col.name}: {{}} is below {col.min_value}', {name})"))
     if col.max_value is not None:
-        reasons.append(
-            f"CASE WHEN {name} > {col.max_value} THEN format('{col.name}: {{}} is above {col.max_value}', {name}) END"
-        )
-    return reasons
+        checks.append((f"{name} > {col.max_value}", f"format('{col.name}: {{}} is above {col.max_value}', {name})"))
+    return checks
+
+
+def _row_rules(source: Source) -> list[tuple[str, str]]:
+    return [(f"coalesce(({c.statistics['violation_sql']}), false)", sql_literal(c.error)) for c in source.schema.checks]
+
+
+def _typed_rows(source: Source, raw: str) -> str:
+    text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
+    typed_cols = ", ".join(f"{_typed(c)} AS {sql_identifier(c.name)}" for c in source.columns)
+    return f"""
+        SELECT *, {typed_cols} FROM (SELECT source_row, read_reason, {text_cols} FROM {raw})
+    """
 
 
 def validation_sql(source: Source) -> str:
-    """The query over ``raw_<source>`` that types every row and gives it the rules it breaks."""
-    text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
-    typed_cols = ", ".join(f"{_typed(c)} AS {sql_identifier(c.name)}" for c in source.columns)
-    column_reasons = ", ".join(r for c in source.columns for r in _column_reasons(c))
-    row_rules = [
-        f"CASE WHEN coalesce(({check.statistics['violation_sql']}), false) THEN {sql_literal(check.error)} END"
-        for check in source.schema.checks
-    ]
-    row_reasons = f"concat_ws('; ', {', '.join(row_rules)})" if row_rules else "''"
+    """The query over ``raw_<source>`` that types every row and says whether it keeps every rule.
+
+    ``ok`` is a plain boolean: the reasons are built later, for the rejected rows only.
+    ``row_hash`` identifies the row's normalised values (its text where a value does not parse).
+    """
+    breaks = [cond for c in source.columns for cond, _ in _column_checks(c)] + [c for c, _ in _row_rules(source)]
+    ok = "read_reason IS NULL AND NOT coalesce(" + " OR ".join(f"({b})" for b in breaks) + ", false)"
     names = ", ".join(sql_identifier(c.name) for c in source.columns)
-    return f"""
-    WITH texts AS (
-        SELECT source_row, {text_cols} FROM raw_{source.name}
-    ), typed AS (
-        SELECT *, {typed_cols} FROM texts
-    ), checked AS (
-        SELECT source_row, {names}, concat_ws('; ', {column_reasons}) AS column_reasons FROM typed
+    identity = ", ".join(
+        f"{sql_identifier(c.name)}, CASE WHEN {sql_identifier(c.name)} IS NULL THEN {_text_name(c)} END"
+        for c in source.columns
     )
-    SELECT source_row, {names},
-           CASE WHEN column_reasons = '' THEN {row_reasons} ELSE column_reasons END AS rule_reasons
-    FROM checked
+    return f"""
+    SELECT source_row, {names}, {ok} AS ok, hash({identity}, read_reason) AS row_hash
+    FROM ({_typed_rows(source, f"raw_{source.name}")})
+    """
+
+
+def reasons_sql(source: Source, raw: str) -> str:
+    """Each row of ``raw`` with the reasons it is rejected: what the reader found, else its columns'
+    broken rules, else (its columns being sound) its broken cross-column rules."""
+    column_reasons = ", ".join(f"CASE WHEN {c} THEN {r} END" for col in source.columns for c, r in _column_checks(col))
+    rules = _row_rules(source)
+    row_reasons = f"concat_ws('; ', {', '.join(f'CASE WHEN {c} THEN {r} END' for c, r in rules)})" if rules else "''"
+    return f"""
+    SELECT source_row, coalesce(read_reason, nullif(concat_ws('; ', {column_reasons}), ''), {row_reasons}) AS reason
+    FROM ({_typed_rows(source, raw)})
     """
 
 
 def duplicates_sql(source: Source, checked: str) -> str:
     """Keys held by several rows: the first of them, and whether all copies are identical."""
-    names = ", ".join(sql_identifier(c.name) for c in source.columns)
     key = sql_identifier(source.key)
     return f"""
-    SELECT {key}, min(source_row) AS first_row,
-           min(hash({names}, rule_reasons)) = max(hash({names}, rule_reasons)) AS identical
+    SELECT {key}, min(source_row) AS first_row, min(row_hash) = max(row_hash) AS identical
     FROM {checked} WHERE {key} IS NOT NULL
     GROUP BY {key} HAVING count(*) > 1
     """
 
 
-def verdicts_sql(source: Source, checked: str, duplicates: str) -> str:
-    """Every checked row with its final reason: NULL to stage it, else why it is quarantined."""
+def flagged_sql(source: Source, checked: str, duplicates: str) -> str:
+    """The rows to quarantine: broken rules or a duplicate key (with its reason, if that is why)."""
     key = sql_identifier(source.key)
     return f"""
-    SELECT c.*,
+    SELECT c.source_row, c.{key} AS record_key,
            CASE WHEN d.identical = false THEN '{CONFLICTING_DUPLICATE}'
                 WHEN c.source_row > d.first_row THEN '{DUPLICATE}'
-                ELSE nullif(c.rule_reasons, '')
-           END AS reason
+           END AS duplicate_reason,
+           c.ok
     FROM {checked} c LEFT JOIN {duplicates} d ON c.{key} = d.{key}
+    WHERE NOT c.ok OR d.identical = false OR c.source_row > d.first_row
     """
 
 
@@ -215,67 +275,65 @@ def _previous_load(con, source: Source, path: Path, fingerprint: str) -> Staging
 def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> StagingResult:
     """Read, validate and write one source: staging and quarantine replaced in one transaction.
 
-    A file whose content and rules are those of the last staging is not read again.
+    Every record the file holds (counted apart from the reader) is staged or quarantined, else
+    nothing is written. A file whose content and rules are those of the last staging is not read again.
     """
+    con.execute("SET TimeZone = 'UTC'")  # timestamps without an offset are UTC
     fingerprint = hashlib.sha1(
-        f"{content_fingerprint(path)}:{validation_sql(source)}".encode(), usedforsecurity=False
+        f"{content_fingerprint(path)}:{READER_VERSION}:{validation_sql(source)}".encode(), usedforsecurity=False
     ).hexdigest()
     if (previous := _previous_load(con, source, path, fingerprint)) is not None:
         return previous
-    read_raw(con, source, path)
-    checked, duplicates, verdicts = (f"{t}_{source.name}" for t in ("checked", "duplicates", "verdicts"))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates} AS {duplicates_sql(source, checked)}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {verdicts} AS {verdicts_sql(source, checked, duplicates)}")
-    (parsed_rows,) = con.execute(f"SELECT count(*) FROM {checked}").fetchone()
-    (unparsed_rows,) = con.execute(f"SELECT count(*) FROM unparsed_{source.name}").fetchone()
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE rejected_{source.name} AS
-        SELECT v.source_row, v.{sql_identifier(source.key)} AS record_key, v.reason, r.record
-        FROM (SELECT * FROM {verdicts} WHERE reason IS NOT NULL) v
-        JOIN (SELECT source_row, record FROM raw_{source.name}
-              WHERE source_row IN (SELECT source_row FROM {verdicts} WHERE reason IS NOT NULL)) r
-        USING (source_row)
-        UNION ALL
-        SELECT source_row, NULL, reason, record FROM unparsed_{source.name}
-        """
-    )
-    reasons = Counter(
-        dict(con.execute(f"SELECT reason, count(*) FROM rejected_{source.name} GROUP BY reason").fetchall())
-    )
-    names = ", ".join(sql_identifier(c.name) for c in source.columns)
+    tables = ("checked", "duplicates", "flagged", "rejected", "unparsed", "parsed", "skipped", "classified")
+    checked, duplicates, flagged, rejected = (f"{t}_{source.name}" for t in tables[:4])
     try:
+        records = read_raw(con, source, path)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates} AS {duplicates_sql(source, checked)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {flagged} AS {flagged_sql(source, checked, duplicates)}")
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {rejected} AS
+            SELECT f.source_row, f.record_key, coalesce(f.duplicate_reason, r.reason) AS reason, raw.record
+            FROM {flagged} f
+            JOIN (SELECT source_row, record FROM raw_{source.name}
+                  WHERE source_row IN (SELECT source_row FROM {flagged})) raw USING (source_row)
+            LEFT JOIN ({reasons_sql(source, f"raw_{source.name}")}
+                       WHERE source_row IN (SELECT source_row FROM {flagged} WHERE NOT ok)) r USING (source_row)
+            UNION ALL
+            SELECT source_row, NULL, reason, record FROM unparsed_{source.name}
+            """
+        )
+        reasons = Counter(
+            dict(con.execute(f"SELECT reason, count(*) FROM {rejected} GROUP BY reason").fetchall())
+        )
+        names = ", ".join(sql_identifier(c.name) for c in source.columns)
         with transaction(con):
             con.execute("CREATE SCHEMA IF NOT EXISTS staging")
             con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
             con.execute(QUARANTINE_DDL)
             con.execute(staging_ddl(source))
-            con.execute(
-                f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {verdicts} WHERE reason IS NULL"
-            )
-            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
-            con.execute(
-                f"INSERT INTO {QUARANTINE_TABLE} "
-                f"SELECT ?, source_row, record_key, reason, record FROM rejected_{source.name} ORDER BY source_row",
-                [source.name],
-            )
-            (staged,) = con.execute(f"SELECT count(*) FROM {source.staging_table}").fetchone()
-            (quarantined,) = con.execute(
-                f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name]
+            (staged,) = con.execute(
+                f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {checked} "
+                f"WHERE ok AND source_row NOT IN (SELECT source_row FROM {flagged})"
             ).fetchone()
-            input_rows = parsed_rows + unparsed_rows
-            if staged + quarantined != input_rows:
-                raise AssertionError(
-                    f"{path}: {input_rows} input rows but {staged} staged + {quarantined} quarantined"
+            con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
+            (quarantined,) = con.execute(
+                f"INSERT INTO {QUARANTINE_TABLE} "
+                f"SELECT ?, source_row, record_key, reason, record FROM {rejected} ORDER BY source_row",
+                [source.name],
+            ).fetchone()
+            if staged + quarantined != records:
+                raise SourceFileError(
+                    f"{path}: the file has {records} data records but {staged + quarantined} were read "
+                    f"({staged} staged, {quarantined} quarantined); nothing was written"
                 )
             con.execute(
                 f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [source.name, str(path), fingerprint, input_rows, staged, quarantined, json.dumps(reasons)],
+                [source.name, str(path), fingerprint, records, staged, quarantined, json.dumps(reasons)],
             )
     finally:
-        for view in ("verdicts", "raw"):
-            con.execute(f"DROP VIEW IF EXISTS {view}_{source.name}")
-        for table in ("rejected", "duplicates", "checked", "unparsed", "parsed", "lines", "numbered"):
+        con.execute(f"DROP VIEW IF EXISTS raw_{source.name}")
+        for table in tables:
             con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
-    return StagingResult(source.name, path, input_rows, staged, quarantined, reasons)
+    return StagingResult(source.name, path, records, staged, quarantined, reasons)
