@@ -7,7 +7,10 @@ import threading
 import time
 from pathlib import Path
 
-from referral_pipeline.defs.resources import Warehouse
+import pydantic
+import pytest
+
+from referral_pipeline.defs.resources import KpiConfig, Warehouse
 from referral_pipeline_tests.fixtures import Pipeline
 from referral_pipeline_tests.fixtures import worked_examples
 
@@ -56,3 +59,20 @@ def test_two_cli_runs_at_once_both_succeed(tmp_path):
     assert pipeline.query(
         "SELECT quarter, count(*) FROM kpi.strategic_referral_win_rate WHERE dimension = 'overall' GROUP BY 1 ORDER BY 1"
     ) == [("2024-Q4", 1), ("2025-Q1", 1), ("2025-Q2", 1)]
+
+
+def test_config_values_outside_what_a_field_allows_name_the_field():
+    for field, value in [("counted_triggers", []), ("referral_tags", []), ("warm_intro_scope", "all"),
+                         ("max_rejected_fraction", -0.1), ("strategic_customer_tiers", ["gold"])]:
+        try:
+            KpiConfig(**{field: value})
+        except pydantic.ValidationError as exc:
+            assert field in str(exc)
+        else:
+            raise AssertionError(f"{field}={value!r} was accepted")
+
+
+def test_the_warehouse_lock_timeout_is_a_setting(tmp_path):
+    assert Warehouse(path=str(tmp_path / "w.duckdb")).lock_timeout_seconds == 120
+    with pytest.raises(pydantic.ValidationError, match="lock_timeout_seconds"):
+        Warehouse(path=str(tmp_path / "w.duckdb"), lock_timeout_seconds=-1)
