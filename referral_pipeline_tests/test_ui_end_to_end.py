@@ -28,7 +28,9 @@ LOCATION = MODULE  # `dagster dev -m <module>` names the code location after the
 QUARTERS = {"2024-07-01": "2024-Q3", "2024-10-01": "2024-Q4", "2025-01-01": "2025-Q1", "2025-04-01": "2025-Q2"}
 KPIS = ("strategic_referral_win_rate", "warm_intro_offer_rate", "qbr_referral_intent_rate")
 BACKFILL_TIMEOUT_S = 300
-GROUPS = ("sources", "staging", "intermediate", "kpi")
+FACTS = ("strategic_referral_opportunities", "active_customers", "warm_introduction_offers", "completed_qbrs")
+QUARTERLY = {"intermediate/qbr_referral_signals", *(f"facts/{f}" for f in FACTS), *(f"kpi/{k}" for k in KPIS),
+             "kpi/referral_funnel"}
 
 ASSET_GRAPH_QUERY = """
 query AssetGraph {
@@ -267,31 +269,38 @@ def test_ui_graph_schedules_and_a_four_quarter_backfill(ui: Ui):
     expected_keys = (
         {f"sources/{n}" for n in names}
         | {f"staging/{n}" for n in names}
-        | {"intermediate/qbr_referral_signals"}
-        | {f"kpi/{k}" for k in KPIS}
+        | {"quarantine/rejected_rows", "reports/kpi_dashboard"}
+        | QUARTERLY
     )
     assert set(nodes) == expected_keys
-    expected_edges = (
-        {(f"sources/{n}", f"staging/{n}") for n in names}
-        | {("staging/qbr_notes", "intermediate/qbr_referral_signals")}
-        | {("intermediate/qbr_referral_signals", "kpi/qbr_referral_intent_rate")}
-        | {(f"staging/{n}", "kpi/strategic_referral_win_rate") for n in ("opportunities", "accounts", "partners")}
-        | {(f"staging/{n}", "kpi/warm_intro_offer_rate") for n in ("accounts", "warm_intro_asks", "nps_responses")}
-        | {(f"staging/{n}", "kpi/qbr_referral_intent_rate") for n in ("qbr_notes", "accounts")}
-    )
+    staged = lambda *tables: {f"staging/{t}" for t in tables}
+    parents = {
+        "quarantine/rejected_rows": staged(*names),
+        "intermediate/qbr_referral_signals": staged("qbr_notes"),
+        "facts/strategic_referral_opportunities": staged("opportunities", "accounts", "partners"),
+        "facts/active_customers": staged("accounts", "warm_intro_asks", "nps_responses"),
+        "facts/warm_introduction_offers": staged("warm_intro_asks") | {"facts/active_customers"},
+        "facts/completed_qbrs": staged("qbr_notes", "accounts") | {"intermediate/qbr_referral_signals"},
+        "kpi/strategic_referral_win_rate": {"facts/strategic_referral_opportunities"},
+        "kpi/warm_intro_offer_rate": {"facts/active_customers", "facts/warm_introduction_offers"},
+        "kpi/qbr_referral_intent_rate": {"facts/completed_qbrs"},
+        "kpi/referral_funnel": {"facts/active_customers", "facts/completed_qbrs", "staging/opportunities"},
+        "reports/kpi_dashboard": {f"kpi/{k}" for k in KPIS} | {"kpi/referral_funnel"},
+    }
+    expected_edges = {(f"sources/{n}", f"staging/{n}") for n in names} | {
+        (parent, child) for child, ps in parents.items() for parent in ps
+    }
     assert edges == expected_edges
     for key, node in nodes.items():
-        layer = key.split("/")[0]
+        layer = "staging" if key == "quarantine/rejected_rows" else key.split("/")[0]
         assert node["groupName"] == layer, key
-        assert node["description"], f"{key} has no description in the UI"
-        assert node["hasAssetChecks"] is True, key
+        assert node["description"] and "`" not in node["description"], f"{key}: no plain description in the UI"
+        assert node["hasAssetChecks"] is (layer not in ("facts", "reports") and key != "quarantine/rejected_rows"), key
     assert {k for k, n in nodes.items() if n["isObservable"]} == {f"sources/{n}" for n in names}
     assert not any(nodes[f"sources/{n}"]["isMaterializable"] for n in names)
     materializable = sorted(k for k, n in nodes.items() if n["isMaterializable"])
-    assert materializable == sorted(expected_keys - {f"sources/{n}" for n in names})
-    assert {k for k, n in nodes.items() if n["isPartitioned"]} == (
-        {"intermediate/qbr_referral_signals"} | {f"kpi/{k}" for k in KPIS}
-    )
+    assert materializable == sorted(expected_keys - {f"sources/{n}" for n in names} - {"quarantine/rejected_rows"})
+    assert {k for k, n in nodes.items() if n["isPartitioned"]} == QUARTERLY
     assert all(nodes[k]["backfillPolicy"]["policyType"] == "SINGLE_RUN" for k in materializable)
     assert set(nodes["staging/nps_responses"]["kinds"]) == {"duckdb", "pandera"}
     assert set(nodes["sources/qbr_notes"]["kinds"]) == {"json", "file"}
@@ -315,10 +324,14 @@ def test_ui_graph_schedules_and_a_four_quarter_backfill(ui: Ui):
     assert set(checks("intermediate/qbr_referral_signals")) == {"one_row_per_qbr"}
     for k in KPIS:
         assert set(checks(f"kpi/{k}")) == {
-            "numerator_within_denominator", "one_row_per_segment", "closed_quarter_materialised"
+            "numerator_within_denominator", "one_row_per_segment", "closed_quarter_materialised", "matches_its_facts"
         }
+        assert checks(f"kpi/{k}")["matches_its_facts"]["blocking"] is True
+    assert set(checks("kpi/referral_funnel")) == {
+        "five_steps_per_quarter", "accounts_through_never_grow", "accounts_within_scope"
+    }
 
-    # --- the freshness policies: the KPIs, 26 h warn and 36 h fail; nothing else has one
+    # --- the freshness policies: the KPIs and the funnel, 26 h warn and 36 h fail; nothing else has one
     for key, node in nodes.items():
         policy = node["internalFreshnessPolicy"]
         if key.startswith("kpi/"):
@@ -388,9 +401,7 @@ def test_ui_graph_schedules_and_a_four_quarter_backfill(ui: Ui):
     ranged = [r for r in runs if {"key": "dagster/asset_partition_range_start", "value": "2024-07-01"} in r["tags"]]
     assert len(ranged) == 1, failure_details(server, backfill)
     assert {"key": "dagster/asset_partition_range_end", "value": "2025-04-01"} in ranged[0]["tags"]
-    assert {path(k) for k in ranged[0]["assetSelection"]} == (
-        {"intermediate/qbr_referral_signals"} | {f"kpi/{k}" for k in KPIS}
-    )
+    assert {path(k) for k in ranged[0]["assetSelection"]} == QUARTERLY
     assert {path(k) for r in runs for k in r["assetSelection"]} == set(materializable)
 
     # --- the KPI rows: the four quarters, and nothing before them

@@ -7,11 +7,16 @@ that quarter's own figures (rows, fingerprint), not the whole run's.
 from __future__ import annotations
 
 import duckdb
-from dagster import AssetExecutionContext, BackfillPolicy, DataVersion
+from dagster import AssetExecutionContext, BackfillPolicy, DataVersion, TimeWindow
+
+from referral_pipeline.defs.partitions import quarter_window
 
 from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters
 
 FINGERPRINT_METADATA = "input_fingerprint"
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 WAREHOUSE_POOL = "warehouse"  # every step that writes the warehouse; one at a time (dagster.yaml)
 QUARTERLY = {"backfill_policy": BackfillPolicy.single_run(), "pool": WAREHOUSE_POOL}
 
@@ -23,6 +28,15 @@ def start_run(context: AssetExecutionContext, con: duckdb.DuckDBPyConnection) ->
         f"{starts_at:%Y-%m-%d}": quarter
         for quarter, starts_at in con.execute(f"SELECT quarter, starts_at FROM {RUN_QUARTERS} ORDER BY 1").fetchall()
     }
+
+
+def run_window(run_tags: dict[str, str]) -> TimeWindow | None:
+    """The quarters a run materialises, from its tags (a partition or a range); None for neither."""
+    start = run_tags.get(RANGE_START_TAG) or run_tags.get(PARTITION_TAG)
+    end = run_tags.get(RANGE_END_TAG) or run_tags.get(PARTITION_TAG)
+    if not (start and end):
+        return None
+    return TimeWindow(quarter_window(start).start, quarter_window(end).end)
 
 
 def rows_per_quarter(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, int]:

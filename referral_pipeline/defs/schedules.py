@@ -30,7 +30,7 @@ from referral_pipeline.defs.partitions import (
     quarter_in_progress,
     quarter_window,
 )
-from referral_pipeline.defs.quarterly import FINGERPRINT_METADATA
+from referral_pipeline.defs.quarterly import FINGERPRINT_METADATA, RANGE_END_TAG, RANGE_START_TAG
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
 from referral_pipeline.lib.fingerprints import current_fingerprints, signals_fingerprints
 from referral_pipeline.lib.kpis import FACTS, REFERRAL_FUNNEL
@@ -38,8 +38,6 @@ from referral_pipeline.lib.quarters import FIRST_QUARTER, load_run_quarters
 
 # Late deals close after the quarter ends: the daily run recomputes the closed quarter this long.
 LATE_CLOSE_WINDOW = timedelta(weeks=6)
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 QUARTERLY_ASSETS = AssetSelection.groups("intermediate", "facts", "kpi")
 REPORTS = AssetSelection.groups("reports")  # rewritten after every KPI run

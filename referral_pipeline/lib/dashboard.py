@@ -408,9 +408,23 @@ def quality_chart(quality: pd.DataFrame, tolerance_pct: float | None) -> alt.Lay
 
 @functools.cache
 def inline_bundle() -> str:
-    """Vega, Vega-Lite and Vega-Embed as one script for the page (built by vl-convert, offline;
-    a second or so the first time in a process)."""
-    return vlc.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    """Vega, Vega-Lite and Vega-Embed as one script for the page, built by vl-convert offline
+    (a few seconds) and kept in the user's cache folder, one file per vl-convert version."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "referral_pipeline"
+    path = cache / f"vega-bundle-{vlc.__version__}-vl{VEGA_LITE_VERSION}.js"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vlc.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(bundle, encoding="utf-8")
+        partial.replace(path)  # atomic: a concurrent reader sees the whole file or none
+    except OSError:
+        pass  # no cache folder: build it again next time
+    return bundle
 
 
 def chart_svg(chart: alt.TopLevelMixin) -> str:

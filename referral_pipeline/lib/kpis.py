@@ -349,10 +349,10 @@ def kpi_sql(kpi: Kpi) -> str:
     """
 
 
-def reaggregation_sql(kpi: Kpi) -> str:
-    """The KPI's rows re-aggregated from the stored facts of every quarter the KPI table holds,
-    one dimension at a time: an independent derivation the check compares with the KPI table."""
-    quarters = f"(SELECT DISTINCT quarter FROM {kpi.table})"
+def reaggregation_sql(kpi: Kpi, quarters: str) -> str:
+    """The KPI's rows of ``quarters`` (a query of quarter labels) re-aggregated from the stored
+    facts, one dimension at a time: an independent derivation the check compares with the KPI table."""
+    quarters = f"({quarters})"
     parts = [
         f"""SELECT k.quarter, 'overall' AS dimension, 'all' AS segment,
                    {kpi.numerator.sql(kpi.facts)} AS numerator, {kpi.denominator.sql(kpi.facts)} AS denominator
@@ -382,11 +382,16 @@ def reaggregation_sql(kpi: Kpi) -> str:
     return "\nUNION ALL\n".join(parts)
 
 
-def mismatches_sql(kpi: Kpi) -> str:
-    """KPI rows that differ from the re-aggregation of their facts, either way, with the side."""
-    stored = f"SELECT quarter, dimension, segment, numerator, denominator FROM {kpi.table}"
+def mismatches_sql(kpi: Kpi, quarters: str | None = None) -> str:
+    """KPI rows of ``quarters`` (a query of quarter labels; default every quarter the KPI table
+    holds) that differ from the re-aggregation of their facts, either way, with the side."""
+    quarters = quarters or f"SELECT DISTINCT quarter FROM {kpi.table}"
+    stored = (
+        f"SELECT quarter, dimension, segment, numerator, denominator FROM {kpi.table} "
+        f"WHERE quarter IN ({quarters})"
+    )
     return f"""
-    WITH derived AS ({reaggregation_sql(kpi)}), stored AS ({stored})
+    WITH derived AS ({reaggregation_sql(kpi, quarters)}), stored AS ({stored})
     SELECT 'kpi table only' AS found_in, * FROM (FROM stored EXCEPT ALL FROM derived)
     UNION ALL
     SELECT 'facts only', * FROM (FROM derived EXCEPT ALL FROM stored)

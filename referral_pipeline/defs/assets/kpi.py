@@ -21,7 +21,14 @@ from dagster import (
 from referral_pipeline.defs.assets.facts import table_key
 from referral_pipeline.defs.assets.reports import current_quarter, kpi_chart_metadata
 from referral_pipeline.defs.partitions import quarterly_partitions
-from referral_pipeline.defs.quarterly import QUARTERLY, WAREHOUSE_POOL, record_per_quarter, rows_per_quarter, start_run
+from referral_pipeline.defs.quarterly import (
+    QUARTERLY,
+    WAREHOUSE_POOL,
+    record_per_quarter,
+    rows_per_quarter,
+    run_window,
+    start_run,
+)
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
 from referral_pipeline.lib.kpis import (
     KPI_COLUMNS_DDL,
@@ -34,7 +41,7 @@ from referral_pipeline.lib.kpis import (
     used_parameters,
 )
 from referral_pipeline.lib.fingerprints import stored_fingerprints
-from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS, replace_quarters
+from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS, load_run_quarters, replace_quarters
 
 NUMERATOR_CHECK = "numerator_within_denominator"
 UNIQUE_CHECK = "one_row_per_segment"
@@ -167,8 +174,11 @@ def build_facts_check(kpi: Kpi) -> AssetChecksDefinition:
         ),
     )
     def _check(context: AssetCheckExecutionContext, kpi_config: KpiConfig, warehouse: Warehouse) -> AssetCheckResult:
-        sql = mismatches_sql(kpi)
+        window = run_window(context.run.tags)  # the run's quarters; every quarter outside a partitioned run
+        sql = mismatches_sql(kpi, f"SELECT quarter FROM {RUN_QUARTERS}" if window else None)
         with warehouse.connect() as con:
+            if window:
+                load_run_quarters(con, *window)
             found = con.execute(sql, used_parameters(sql, kpi_config.model_dump())).df()
             (rows,) = con.execute(f"SELECT count(*) FROM {kpi.table}").fetchone()
         metadata = {"kpi_rows": rows, "mismatched_rows": len(found)}

@@ -65,7 +65,7 @@ def _summary_markdown(summary) -> str:
         "The KPI dashboard: one HTML file that opens offline in any browser. Each KPI's trend over the "
         "quarters (the quarter in progress marked partial) with quarter-over-quarter change, the latest "
         "closed quarter's segments for every dimension, the referral funnel, and data quality per export "
-        "(rows staged and quarantined, top reasons, age of the file). Its path is the `dashboard` resource's."
+        "(rows staged and quarantined, top reasons, age of the file). Its path is the dashboard resource's."
     ),
 )
 def kpi_dashboard(
