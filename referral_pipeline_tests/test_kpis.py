@@ -149,7 +149,7 @@ def test_qbr_signals_tags_text_and_dimensions(pipeline):
     s = base()
     s.accounts.append(account("C1", tier="smb", csm_owner="owner1"))
     s.qbr_notes += [
-        qbr("Q1", "C1", "2025-04-01", tags=["  REFERRAL_INTENT "], format="In_Person"),
+        qbr("Q1", "C1", "2025-04-01", tags=["\t REFERRAL_INTENT \u00a0"], format="In_Person"),
         qbr("Q2", "C1", "2025-04-02", tags=["no_referral_intent"], csm="csm2"),
         qbr("Q3", "C1", "2025-04-03", notes="Reviewed usage. They offered to introduce us to their CFO."),
         qbr("Q4", "UNKNOWN", "2025-06-30"),
@@ -169,7 +169,7 @@ def test_qbr_signals_tags_text_and_dimensions(pipeline):
         "SELECT qbr_id, referral_signal, signal_source, evidence FROM intermediate.qbr_referral_signals ORDER BY 1"
     )
     assert signals == [
-        ("Q1", True, "tag", "  REFERRAL_INTENT "),
+        ("Q1", True, "tag", "\t REFERRAL_INTENT \u00a0"),
         ("Q2", False, None, None),
         ("Q3", True, "text", "They offered to introduce us to their CFO."),
         ("Q4", False, None, None),

@@ -17,8 +17,10 @@ from referral_pipeline.defs.quarterly import QUARTERLY, record_per_quarter, rows
 from referral_pipeline.lib.fingerprints import signals_fingerprints
 from referral_pipeline.lib.kpis import QBRS_IN_RUN
 from referral_pipeline.lib.quarters import IN_RUN, replace_quarters
+from referral_pipeline.lib.sources import sql_literal
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
 from referral_pipeline.lib.text_signals import detect_referral_evidence_in_batches
+from referral_pipeline.lib.validation import WHITE_SPACE
 
 SIGNALS = "qbr_referral_signals"
 SIGNALS_TABLE = f"intermediate.{SIGNALS}"
@@ -33,7 +35,8 @@ SIGNALS_SQL = f"""
     WITH qbrs AS ({QBRS_IN_RUN}),
     tagged AS (
         SELECT qbr_id, quarter,
-               list_filter(tags, lambda t: list_contains($referral_tags, lower(trim(t))))[1] AS tag_evidence
+               list_filter(tags, lambda t: list_contains($referral_tags, lower(trim(t, {sql_literal(WHITE_SPACE)}))))[1]
+                   AS tag_evidence
         FROM qbrs
     )
     SELECT qbr_id,
