@@ -198,7 +198,6 @@ class ReferralVocabulary:
     prefilter: re.Pattern[str]
     screen: re.Pattern[str]
     trigger: re.Pattern[str]
-    shape: re.Pattern[str]
     outside_party: re.Pattern[str]
     context: re.Pattern[str]
     product_context: re.Pattern[str]
@@ -207,6 +206,7 @@ class ReferralVocabulary:
     blocker: re.Pattern[str]
     negation_before: re.Pattern[str]
     negation_after: re.Pattern[str]
+    negation_carry: re.Pattern[str]
     double_negation: re.Pattern[str]
     hedge: re.Pattern[str]
     noun: re.Pattern[str]
@@ -250,6 +250,35 @@ def _trie_pattern(words: Iterable[str]) -> str:
     return build(trie)
 
 
+def _without_leading_boundaries(pattern: str) -> str:
+    """`pattern` less the `\b` that starts any of its top-level alternatives."""
+    pieces, depth, start, i = [], 0, 0, 0
+    in_class = False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            pieces.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    pieces.append(pattern[start:])
+    return "|".join(piece[2:] if piece.startswith("\\b") else piece for piece in pieces)
+
+
 def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary:
     """Load and compile a vocabulary TOML file (default: the packaged one)."""
     with open(path or DEFAULT_VOCABULARY_PATH, "rb") as handle:
@@ -262,10 +291,16 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
     for name, value in data["macros"].items():
         macros[name] = expand(value)
 
+    def alternation(pattern: str | list[str], guard: str = "") -> str:
+        parts = [expand(part) for part in ([pattern] if isinstance(pattern, str) else pattern)]
+        if guard:
+            # The guard asserts the word boundary: a leading `\b` of its own would hide the
+            # alternative's first letter from the engine's quick first-character check.
+            parts = [_without_leading_boundaries(part) for part in parts]
+        return "|".join(f"(?:{part})" for part in parts)
+
     def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
-        parts = [pattern] if isinstance(pattern, str) else pattern
-        alternation = "|".join(f"(?:{expand(part)})" for part in parts)
-        return re.compile(f"{guard}(?:{alternation})" if guard else alternation)
+        return re.compile(f"{guard}(?:{alternation(pattern, guard)})" if guard else alternation(pattern))
 
     # Trigger and blocker patterns all start with `\b`: checking one word
     # boundary (followed by a word character or an apostrophe) before trying
@@ -291,8 +326,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
     return ReferralVocabulary(
         prefilter=re.compile(_trie_pattern(stems)),
         screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
-        trigger=compile_(data["triggers"]["patterns"], word_guard),
-        shape=compile_(data["shapes"]["connection"], word_guard),
+        # One pass finds both: a shape match is the named group "shape".
+        trigger=re.compile(
+            f"{word_guard}(?:{alternation(data['triggers']['patterns'], word_guard)}"
+            f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)}))"
+        ),
         outside_party=compile_(data["shapes"]["outside_party"]),
         context=compile_([p for name, group in data["context"].items() if name != "product" for p in group]),
         product_context=compile_(data["context"]["product"]),
@@ -301,6 +339,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         blocker=compile_([p for group in blockers.values() for p in group], word_guard),
         negation_before=compile_(data["negation"]["before"]),
         negation_after=compile_(data["negation"]["after"]),
+        negation_carry=compile_(data["negation"]["carry"]),
         double_negation=compile_(data["negation"]["double"]),
         hedge=compile_(data["hedge"]["cues"]),
         noun=compile_(data["commitment"]["nouns"]),
@@ -453,6 +492,8 @@ def _judge(
         return NO
     if _has_cue(vocab.negation_after, clause_after, vocab):
         return NO
+    if vocab.negation_carry.search(clause_before) and _has_cue(vocab.negation_before, segment_before, vocab):
+        return NO
     if vocab.hedge.search(segment_before) or vocab.hedge.search(clause_after):
         return NO
     # A bare noun ("the referral program", "a case study") needs a commitment
@@ -472,24 +513,21 @@ def _lower(notes: str) -> str:
     return lower if len(lower) == len(notes) else notes.replace("\u0130", "i").lower()
 
 
-def _triggers(lower: str, vocab: ReferralVocabulary) -> Iterator[tuple[int, int, bool]]:
+def _triggers(lower: str, vocab: ReferralVocabulary, position: int = 0) -> Iterator[tuple[int, int, bool]]:
     """(start, end, is_shape) of the trigger and shape matches, searched only in regions around
-    prefilter hits, in order."""
+    prefilter hits from `position` on, in order."""
     region_start = region_end = -1
-    regions = []
-    for hit in vocab.prefilter.finditer(lower):
+    for hit in vocab.prefilter.finditer(lower, position):
         start, end = max(0, hit.start() - vocab.region_before), hit.end() + vocab.region_after
         if start > region_end:
             if region_end > 0:
-                regions.append((region_start, region_end))
+                for m in vocab.trigger.finditer(lower, region_start, region_end):
+                    yield m.start(), m.end(), m.start("shape") >= 0
             region_start = start
         region_end = max(region_end, end)
     if region_end > 0:
-        regions.append((region_start, region_end))
-    for region in regions:
-        found = [(m.start(), m.end(), False) for m in vocab.trigger.finditer(lower, *region)]
-        found += [(m.start(), m.end(), True) for m in vocab.shape.finditer(lower, *region)]
-        yield from sorted(found)
+        for m in vocab.trigger.finditer(lower, region_start, region_end):
+            yield m.start(), m.end(), m.start("shape") >= 0
 
 
 def _later_answer(text: str, starts: list[int], ends: list[int], index: int, vocab: ReferralVocabulary) -> int:
@@ -503,11 +541,16 @@ def _later_answer(text: str, starts: list[int], ends: list[int], index: int, voc
     return -1
 
 
-def _evidence(notes: str, lower: str, vocab: ReferralVocabulary) -> str | None:
-    """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`."""
+def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | None:
+    """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`.
+
+    No prefilter stem occurs before `first_hit` (the screen's first match) other than a word
+    the correction changed."""
     text, corrections = vocab.fuzzy.correct(lower)
+    if corrections:
+        first_hit = min(first_hit, corrections[0][0])
     spans: tuple[list[int], list[int]] | None = None
-    for start, end, is_shape in _triggers(text, vocab):
+    for start, end, is_shape in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
         if spans is None:
             spans = _sentence_spans(text, vocab)
         starts, ends = spans
@@ -549,8 +592,8 @@ def detect_referral_evidence(
     screen = vocab.screen.search
     results: list[str | None] = []
     for note in notes:
-        lower = _lower(note) if note else ""
-        results.append(_evidence(note, lower, vocab) if lower and screen(lower) else None)
+        hit = screen(lower := _lower(note)) if note else None
+        results.append(_evidence(note, lower, vocab, hit.start()) if hit else None)
     return results
 
 
