@@ -2,15 +2,19 @@
 
 import pytest
 
+import string
+
 from referral_pipeline.lib.text_signals import (
     PARALLEL_MIN_NOTES,
+    FuzzyIndex,
     ReferralVocabulary,
+    _osa_distance,
     detect_referral_evidence,
     detect_referral_evidence_in_batches,
     find_referral_evidence,
     load_vocabulary,
 )
-from bench.qbr_signal_eval.scoring import evaluate, score
+from bench.qbr_signal_eval.scoring import evaluate, load_named_set, score
 
 SIGNALS = {
     "direct_offer": [
@@ -168,12 +172,21 @@ def test_score():
     assert s.precision == 0.5 and s.recall == 0.5 and s.f1 == 0.5
 
 
-def test_eval_set_meets_targets():
-    scores = evaluate()
-    overall = scores["ALL"]
-    assert overall.support >= 300
+def test_old_eval_set_is_a_regression_set():
+    """bench/qbr_signal_eval/notes.jsonl: the rules were tuned on it (1.000 / 0.988 before issue 11)."""
+    overall = evaluate("old")["ALL"]
+    assert overall.support == 577
+    assert overall.precision >= 0.99, overall
+    assert overall.recall >= 0.98, overall
+
+
+def test_fresh_tuning_half_meets_targets():
+    """The tuning half of the fresh set (0.981 / 1.000 after issue 11, 0.683 / 0.670 before).
+    The held-out half is a benchmark only (bench/bench_text_signals.py --sets heldout)."""
+    overall = evaluate(load_named_set("tuning"))["ALL"]
+    assert overall.support == 215
     assert overall.precision >= 0.95, overall
-    assert overall.recall >= 0.90, overall
+    assert overall.recall >= 0.97, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -248,3 +261,203 @@ def test_batches_over_worker_processes_give_the_same_evidence_in_order():
     batches = [notes[start : start + 7_000] for start in range(0, len(notes), 7_000)]
     evidence = detect_referral_evidence_in_batches(batches, total=len(notes), workers=2)
     assert [e for batch in evidence for e in batch] == detect_referral_evidence(notes)
+
+
+# Issue 11: misspellings, introductions by shape, availability, our side, own staff, features.
+
+VOCABULARY = load_vocabulary()
+
+
+def test_misspelt_trigger_at_edit_distance_1_is_detected():
+    assert VOCABULARY.fuzzy.lookup("refrence") == "reference"
+    assert find_referral_evidence("they're happy to be a refrence customer for other biotechs") is not None
+    assert find_referral_evidence("dr brennan will intoduce us to the practice owner at kilcool") is not None
+    assert find_referral_evidence("agreed to be a case-studdy for the hospitality vertical") is not None
+
+
+def test_misspelt_trigger_at_edit_distance_2_is_detected():
+    assert _osa_distance("recomendtaion", "recommendation", 2) == 2
+    assert VOCABULARY.fuzzy.lookup("recomendtaion") == "recommendation"
+    assert find_referral_evidence("Happy to give a recomendtaion to her peers.") is not None
+
+
+def test_a_typo_of_an_unrelated_word_does_not_trigger():
+    for text in ["Happy to renwe the contract in May.", "Keen to reduse the seat count.", "happy to go into detial"]:
+        assert find_referral_evidence(text) is None, text
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["into", "want", "agent", "haven", "reused", "recurring", "potential", "possible", "deciding", "touch",
+     "deferred", "preferred", "record", "product", "produce", "reduce", "difference", "introducer",
+     "recommender", "referenced", "voucher", "studio"],
+)
+def test_real_words_are_not_corrected(word):
+    assert VOCABULARY.fuzzy.lookup(word) in (None, word)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["He declned to intorduce us to anyone there.", "Marcus refussed to intro us to the parent co.",
+     "he dosnt want to refer anyone untill the API limits are sorted", "customer is unwiling to act as a reference"],
+)
+def test_misspelt_negations_still_negate(text):
+    assert find_referral_evidence(text) is None
+
+
+def test_evidence_of_a_corrected_note_is_the_original_sentence():
+    notes = "She refussed the discount. Usage ok.\nKev said he'd happily recommnd us to the guys at Tidewater. Renewal Oct."
+    assert find_referral_evidence(notes) == "Kev said he'd happily recommnd us to the guys at Tidewater."
+
+
+def test_every_single_edit_of_a_screened_word_passes_the_screen():
+    """The halves of each screened word are in the screen: a word with one edit (delete, insert,
+    substitute, or swap two neighbours on one side of the split) keeps the other half, so its note
+    reaches the rules. A half shorter than min_anchor_length is not in the screen, so only edits on
+    its side are guaranteed."""
+    import tomllib
+
+    with open(load_vocabulary.__globals__["DEFAULT_VOCABULARY_PATH"], "rb") as handle:
+        table = tomllib.load(handle)["fuzzy"]
+    letters = string.ascii_lowercase
+    for entry in table["screened"]:
+        word = entry.replace("|", "")
+        split = entry.index("|") if "|" in entry else len(word) // 2
+        kept = {side for side, half in (("head", word[:split]), ("tail", word[split:]))
+                if len(half) >= table["min_anchor_length"]}
+        edits = []  # (edited word, the side of the split it changes)
+        for i in range(len(word)):
+            side = "head" if i < split else "tail"
+            edits += [(word[:i] + word[i + 1 :], side)] + [(word[:i] + c + word[i + 1 :], side) for c in letters]
+            edits += [(word[:i] + c + word[i:], side) for c in letters]
+            if i + 1 < len(word) and i != split - 1:
+                edits.append((word[:i] + word[i + 1] + word[i] + word[i + 2 :], side))
+        guaranteed = [edit for edit, side in edits if kept - {side}]
+        assert len(guaranteed) > 100, entry
+        missed = [edit for edit in guaranteed if not VOCABULARY.screen.search(f"notes: {edit} here")]
+        assert not missed, (word, missed[:5])
+
+
+def test_a_misspelt_stem_passes_the_screen_but_not_the_exact_prefilter():
+    lower = "happy to be their refrence site for the vertical"
+    assert VOCABULARY.prefilter.search(lower) is None
+    assert VOCABULARY.screen.search(lower) is not None
+
+
+def test_fuzzy_index_from_its_own_vocabulary():
+    index = FuzzyIndex(["declined"], ["decline"], [], r"\b[a-z]{4,}\b", distance_1_from=5, distance_2_from=10)
+    assert index.lookup("declned") == "declined"
+    assert index.lookup("decline") is None  # listed as a real word
+    assert index.lookup("reclined") is None  # another first letter
+    assert index.correct("he declned it") == ("he declined it", [(3, 11, 3, 10)])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We introduced them to our implementation partner for the migration.",
+        "I recommended they enable SSO before the audit.",
+        "Our SE referred them to the API docs.",
+        "our onboarding team recommended a phased rollout by grade, they agreed",
+        "I put her in touch with Holly at Wainwright LLP, one of our reference customers.",
+        "We offered to introduce them to a reference customer in logistics.",
+    ],
+)
+def test_our_side_as_subject_is_not_a_signal(text):
+    assert find_referral_evidence(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ops team were introduced to their new CSM (me, taking over from Ravi).",
+        "Sven got introduced to our support lead and our SE, so he knows who to call.",
+        "project mgrs intro'd to our new SE (priyanka) for the permitting work",
+        "Introduced Priya, our new SE, to the team.",
+    ],
+)
+def test_meeting_our_own_staff_is_not_a_signal(text):
+    assert find_referral_evidence(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "growth: the 'refer-a-colleague' feature inside their app drove 11% of invites",
+        "- patient referral module live in 3 of 5 clinics, GP referrals now come in via our intake forms",
+        "Recommendations widget CTR up 5% since the redesign.",
+        "Their 'Introductions' feature now sends 2.3M messages a month through our messaging API.",
+        "They run candidate reference checks through our workflows now.",
+    ],
+)
+def test_product_features_named_like_referrals_are_not_signals(text):
+    assert find_referral_evidence(text) is None
+
+
+def test_introduction_by_shape_keeps_its_evidence():
+    notes = (
+        "Renewal ok, 2 tickets.\nSam looped Marco Berti (Head of Ops @ Fintrex) into our email thread and told"
+        " him to grab 30 min with our AE. Next QBR in May."
+    )
+    assert find_referral_evidence(notes) == (
+        "Sam looped Marco Berti (Head of Ops @ Fintrex) into our email thread and told him to grab 30 min with our AE."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bill gave nate's number to the ops lead at coastal comfort heating and told him to call",
+        "Clara forwarded our proposal to the CIO of her sister company with a note saying it's worth a look.",
+        "Lena's brother-in-law is CIO at Hanse Reederei; she's arranged a lunch for the two of them plus our AE.",
+        "she added Kev to a group chat with 3 GMs from other hotel groups and told them to talk to him",
+    ],
+)
+def test_introductions_by_shape(text):
+    assert find_referral_evidence(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sam looped in their CFO on the renewal thread.",
+        "She cc'd her boss on the renewal email.",
+        "Forwarded our proposal to their CFO for sign-off.",
+        "Told them to email support at help@example.com for the SSO issue.",
+    ],
+)
+def test_a_connection_act_without_an_outside_party_is_not_a_signal(text):
+    assert find_referral_evidence(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bartek happy to take a call from any prospect considering the Dynamics integration.",
+        "dr lam is happy to hop on the phone w/ whoever's evaluating us, just email his office mgr",
+        "she told me prospects can ring her anytime",
+        "Simon said any asset manager who is evaluating us is welcome to speak to Tamsin.",
+        "told rosa to just put prospects on her calendar, she'll take them",
+    ],
+)
+def test_availability_to_prospects(text):
+    assert find_referral_evidence(text) is not None
+
+
+def test_a_question_answered_later_with_an_explicit_marker():
+    notes = (
+        "Q: would Ingrid take a call from a telco prospect evaluating us? Didn't answer in the meeting. "
+        "A (her email the day after): yes, fine, she'll do 30 min. Other: 2 tickets."
+    )
+    assert find_referral_evidence(notes) == (
+        "Q: would Ingrid take a call from a telco prospect evaluating us? Didn't answer in the meeting. "
+        "A (her email the day after): yes, fine, she'll do 30 min."
+    )
+    assert find_referral_evidence("Would she take a call from a prospect? Didn't ask. Renewal: yes.") is None
+
+
+def test_inbound_story_is_not_a_signal():
+    assert find_referral_evidence(
+        "Penrose came to us via a referral from their accountants (Whitlock & Co), who use us themselves and"
+        " recommended us to Sam in 2022."
+    ) is None
