@@ -262,3 +262,15 @@ def test_a_directory_in_place_of_a_file_is_refused(tmp_path):
     (tmp_path / "crm" / "partners.csv").mkdir(parents=True)
     with pytest.raises(SourceFileError, match=r"partners\.csv: not a regular file \(a directory\)"):
         SOURCES_BY_NAME["partners"].locate(tmp_path)
+
+
+def test_parquet_strings_that_are_not_utf8_are_quarantined_rows(con, tmp_path):
+    path = tmp_path / "crm" / "partners.parquet"
+    path.parent.mkdir(parents=True)
+    offsets = pa.py_buffer(bytes([0, 0, 0, 0, 2, 0, 0, 0, 4, 0, 0, 0]))
+    not_utf8 = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"P1P\xe9")])
+    pq.write_table(pa.table({"partner_id": not_utf8, "partner_name": ["a", "b"], "partner_type": ["agency"] * 2,
+                             "partner_tier": ["gold"] * 2}), path)
+    result = stage(con, tmp_path, "partners")
+    assert (result.input_rows, result.staged_rows) == (2, 1)
+    assert quarantine(con, "partners") == [(2, None, "partner_id: invalid UTF-8 bytes")]

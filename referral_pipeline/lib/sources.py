@@ -1,11 +1,13 @@
 """The six sources of the contract and how each file is read into DuckDB, record for record.
 
-Every file is read into a temporary view ``raw_<source>`` holding, per record, its 1-based
-``source_row``, the contract's columns as text (null where the column is optional and absent),
-``read_reason`` (why the record's cells cannot be used as text, else null) and ``record``, the raw
-record as JSON (computed only for the rows that are selected). Records that cannot even be split
-into cells (ragged or malformed CSV rows, bytes that are not UTF-8, JSONL lines that are not JSON
-objects) go to ``unparsed_<source>`` with their reason: nothing is dropped.
+Every file is read into a temporary view ``raw_<source>`` holding, per record the reader split into
+cells, its ``parsed_row`` (1-based, in file order), the contract's columns as text (null where the
+column is optional and absent), ``read_reason`` (why the record's cells cannot be used as text,
+else null) and ``record``, the raw record as JSON (computed only for the rows that are selected).
+Records that cannot even be split into cells (ragged or malformed CSV rows, bytes that are not
+UTF-8, JSONL lines that are not JSON objects) go to ``unparsed_<source>`` with their ``source_row``
+and reason: nothing is dropped. ``with_source_row`` gives parsed rows their ``source_row``, the
+record's number in the file (for the few rows that need it: the rejected ones).
 
 Records and their numbers, counted independently of the parser that splits them into cells:
 - CSV (RFC 4180): a record ends at a line feed outside quotes (LF or CRLF); ``source_row`` is the
@@ -39,6 +41,7 @@ import duckdb
 import numpy as np
 import pandera.pandas as pa
 import pyarrow
+import pyarrow.parquet
 
 from referral_pipeline.lib import schemas
 
@@ -49,6 +52,7 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _CHUNK_BYTES = 8 * 1024 * 1024
 _WINDOW_BYTES = 4 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+_WAREHOUSE_FAULT = re.compile("No space left on device|database has been invalidated|Corrupt database file")
 _QUOTE, _LF, _CR, _COMMA, _SPACE, _TAB = 34, 10, 13, 44, 32, 9
 MALFORMED_CR = "malformed CSV row: carriage return (CR) outside quotes not followed by a line feed"
 NOT_AN_OBJECT = "line is not a JSON object"
@@ -235,19 +239,28 @@ def _match_columns(source: Source, path: Path, present: list[str], exact: bool =
     return matched
 
 
-def read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> int:
+def is_invalid_parquet_text(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB refusing a Parquet string column that holds bytes that are not UTF-8."""
+    return "Invalid string encoding found in Parquet file" in str(exc)
+
+
+def read_raw(con: duckdb.DuckDBPyConnection, source: Source, path: Path, strings_as_bytes: bool = False) -> int:
     """Read ``path`` into ``raw_<source>`` and ``unparsed_<source>`` (see the module docstring).
 
     Returns the number of data records in the file, counted independently of the reader: every
-    one of them must end up staged or quarantined.
+    one of them must end up staged or quarantined. ``strings_as_bytes`` reads a Parquet file's
+    string columns as bytes, so values that are not UTF-8 are rejected rows (see
+    ``is_invalid_parquet_text``).
     """
     try:
         if path.suffix == ".parquet":
-            return _read_parquet(con, source, path)
+            return _read_parquet(con, source, path, strings_as_bytes)
         if path.suffix == ".jsonl":
             return _read_jsonl(con, source, path)
         return _read_csv(con, source, path)
     except duckdb.Error as exc:
+        if _WAREHOUSE_FAULT.search(str(exc)):
+            raise  # the warehouse's disk or file, not the source, is at fault
         raise SourceFileError(f"{path}: cannot be read: {exc}") from exc
 
 
@@ -471,23 +484,29 @@ def _csv_header(path: Path, header: bytes) -> list[str]:
     return [name.strip() for name in next(csv.reader(io.StringIO(text, newline="")), [])]
 
 
-def _numbered(table: str, skipped: str, columns: str) -> str:
-    """A query giving the rows DuckDB parsed their record number, counting the skipped records.
+def with_source_row(source: Source, relation: str) -> str:
+    """A query adding ``source_row`` to ``relation``, whose rows have the reader's ``parsed_row``.
 
-    Parsed rows keep file order (``rowid``); a parsed row k sits after every skipped record r_j
-    (sorted, j = 1..) with r_j - j < k, so its number is k + that count.
+    ``skipped_<source>`` holds the numbers of the records that were not parsed (blank, unparsed);
+    a parsed row k sits after every skipped record r_j (sorted, j = 1..) with r_j - j < k, so its
+    number is k + that count.
     """
     return f"""
         WITH gaps AS (
             SELECT source_row - row_number() OVER (ORDER BY source_row) AS parsed_before,
                    row_number() OVER (ORDER BY source_row) AS skipped_so_far
-            FROM {skipped}
+            FROM skipped_{source.name}
         ), steps AS (
             SELECT parsed_before, max(skipped_so_far) AS skipped_so_far FROM gaps GROUP BY ALL
-        ), parsed AS (SELECT rowid + 1 AS parsed_row, * FROM {table})
-        SELECT parsed.parsed_row + coalesce(steps.skipped_so_far, 0) AS source_row, {columns}
-        FROM parsed ASOF LEFT JOIN steps ON parsed.parsed_row > steps.parsed_before
+        )
+        SELECT r.parsed_row + coalesce(steps.skipped_so_far, 0) AS source_row, r.*
+        FROM ({relation}) r ASOF LEFT JOIN steps ON r.parsed_row > steps.parsed_before
     """
+
+
+def _no_skipped_records(con, source: Source) -> None:
+    """JSONL and Parquet rows are numbered by the reader itself: ``parsed_row`` is ``source_row``."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE skipped_{source.name} (source_row BIGINT)")
 
 
 def _read_csv(con, source: Source, path: Path) -> int:
@@ -531,16 +550,14 @@ def _read_csv(con, source: Source, path: Path) -> int:
     con.execute(f"INSERT INTO {skipped} SELECT source_row FROM {unparsed}")
     positional = {name: f"c{i}" for i, name in enumerate(present)}
     record = "json_object(" + ", ".join(f"{sql_literal(n)}, c{i}" for i, n in enumerate(present)) + ")"
-    columns = (
-        f"{_text_columns(matched, positional.get)}, NULL::VARCHAR AS read_reason, {record}::VARCHAR AS record"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
+        SELECT rowid + 1 AS parsed_row, {_text_columns(matched, positional.get)}, NULL::VARCHAR AS read_reason,
+               {record}::VARCHAR AS record
+        FROM parsed_{source.name}
+        """
     )
-    (any_skipped,) = con.execute(f"SELECT count(*) > 0 FROM {skipped}").fetchone()
-    numbered = (
-        _numbered(f"parsed_{source.name}", skipped, columns)
-        if any_skipped
-        else f"SELECT rowid + 1 AS source_row, {columns} FROM parsed_{source.name}"
-    )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{source.name} AS {numbered}")
     return layout.data_records
 
 
@@ -666,11 +683,12 @@ def _read_jsonl(con, source: Source, path: Path) -> int:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW raw_{name} AS
-        SELECT source_row, {', '.join(text(c) for c in source.columns)},
+        SELECT source_row AS parsed_row, {', '.join(text(c) for c in source.columns)},
                nullif(concat_ws('; ', {checks}), '') AS read_reason, line AS record
         FROM (SELECT source_row, line, json_extract(line, {paths}) AS v FROM classified_{name})
         """
     )
+    _no_skipped_records(con, source)
     return physical_lines - blank
 
 
@@ -702,10 +720,30 @@ def _parquet_accepts(col: Column, file_type: str) -> bool:
     return False
 
 
-def _read_parquet(con, source: Source, path: Path) -> int:
+def _parquet_as_bytes(con, source: Source, path: Path) -> str:
+    """The Parquet file read by pyarrow, its string columns cast to bytes (no UTF-8 check), as a
+    registered relation with ``file_row_number`` like DuckDB's reader."""
+    table = pyarrow.parquet.read_table(path)
+    fields = [
+        pyarrow.field(f.name, pyarrow.binary() if pyarrow.types.is_string(f.type) else
+                      pyarrow.large_binary() if pyarrow.types.is_large_string(f.type) else f.type)
+        for f in table.schema
+    ]
+    table = table.cast(pyarrow.schema(fields)).append_column(
+        "file_row_number", pyarrow.array(np.arange(table.num_rows, dtype=np.int64))
+    )
+    con.register(f"parquet_bytes_{source.name}", table)
+    return f"parquet_bytes_{source.name}"
+
+
+def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> int:
     require_regular_file(path)
-    scan = f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
-    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(path))})").fetchall()
+    scan = (
+        _parquet_as_bytes(con, source, path)
+        if strings_as_bytes
+        else f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
+    )
+    described = con.execute(f"DESCRIBE SELECT * EXCLUDE (file_row_number) FROM {scan}").fetchall()
     present = [row[0] for row in described]
     types = {row[0]: row[1] for row in described}
     matched = _match_columns(source, path, present)
@@ -737,12 +775,13 @@ def _read_parquet(con, source: Source, path: Path) -> int:
     con.execute(
         f"""
         CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
-        SELECT file_row_number + 1 AS source_row, {_text_columns(matched, cell)}, {read_reason} AS read_reason,
+        SELECT file_row_number + 1 AS parsed_row, {_text_columns(matched, cell)}, {read_reason} AS read_reason,
                {record}::VARCHAR AS record
         FROM {scan}
         """
     )
     _empty_unparsed(con, source)
+    _no_skipped_records(con, source)
     (rows,) = con.execute(
         f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({sql_literal(str(path))})"
     ).fetchone()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +27,11 @@ from referral_pipeline.lib.sources import (
     Source,
     SourceFileError,
     content_fingerprint,
+    is_invalid_parquet_text,
     read_raw,
     sql_identifier,
     sql_literal,
+    with_source_row,
 )
 
 QUARANTINE_TABLE = "quarantine.rejected_rows"
@@ -184,11 +187,11 @@ def _row_rules(source: Source) -> list[tuple[str, str]]:
     return [(f"coalesce(({c.statistics['violation_sql']}), false)", sql_literal(c.error)) for c in source.schema.checks]
 
 
-def _typed_rows(source: Source, raw: str) -> str:
+def _typed_rows(source: Source, raw: str, keep: str = "parsed_row, read_reason") -> str:
     text_cols = ", ".join(f"{_text(c)} AS {_text_name(c)}" for c in source.columns)
     typed_cols = ", ".join(f"{_typed(c)} AS {sql_identifier(c.name)}" for c in source.columns)
     return f"""
-        SELECT *, {typed_cols} FROM (SELECT source_row, read_reason, {text_cols} FROM {raw})
+        SELECT *, {typed_cols} FROM (SELECT {keep}, {text_cols} FROM {raw})
     """
 
 
@@ -206,20 +209,21 @@ def validation_sql(source: Source) -> str:
         for c in source.columns
     )
     return f"""
-    SELECT source_row, {names}, {ok} AS ok, hash({identity}, read_reason) AS row_hash
+    SELECT parsed_row, {names}, {ok} AS ok, hash({identity}, read_reason) AS row_hash
     FROM ({_typed_rows(source, f"raw_{source.name}")})
     """
 
 
 def reasons_sql(source: Source, raw: str) -> str:
-    """Each row of ``raw`` with the reasons it is rejected: what the reader found, else its columns'
-    broken rules, else (its columns being sound) its broken cross-column rules."""
+    """Each row of ``raw`` with its ``record`` and the reasons it is rejected: what the reader found,
+    else its columns' broken rules, else (its columns being sound) its broken cross-column rules."""
     column_reasons = ", ".join(f"CASE WHEN {c} THEN {r} END" for col in source.columns for c, r in _column_checks(col))
     rules = _row_rules(source)
     row_reasons = f"concat_ws('; ', {', '.join(f'CASE WHEN {c} THEN {r} END' for c, r in rules)})" if rules else "''"
     return f"""
-    SELECT source_row, coalesce(read_reason, nullif(concat_ws('; ', {column_reasons}), ''), {row_reasons}) AS reason
-    FROM ({_typed_rows(source, raw)})
+    SELECT parsed_row, record,
+           coalesce(read_reason, nullif(concat_ws('; ', {column_reasons}), ''), {row_reasons}) AS reason
+    FROM ({_typed_rows(source, raw, keep="parsed_row, read_reason, record")})
     """
 
 
@@ -227,7 +231,7 @@ def duplicates_sql(source: Source, checked: str) -> str:
     """Keys held by several rows: the first of them, and whether all copies are identical."""
     key = sql_identifier(source.key)
     return f"""
-    SELECT {key}, min(source_row) AS first_row, min(row_hash) = max(row_hash) AS identical
+    SELECT {key}, min(parsed_row) AS first_row, min(row_hash) = max(row_hash) AS identical
     FROM {checked} WHERE {key} IS NOT NULL
     GROUP BY {key} HAVING count(*) > 1
     """
@@ -237,13 +241,13 @@ def flagged_sql(source: Source, checked: str, duplicates: str) -> str:
     """The rows to quarantine: broken rules or a duplicate key (with its reason, if that is why)."""
     key = sql_identifier(source.key)
     return f"""
-    SELECT c.source_row, c.{key} AS record_key,
+    SELECT c.parsed_row, c.{key} AS record_key,
            CASE WHEN d.identical = false THEN '{CONFLICTING_DUPLICATE}'
-                WHEN c.source_row > d.first_row THEN '{DUPLICATE}'
+                WHEN c.parsed_row > d.first_row THEN '{DUPLICATE}'
            END AS duplicate_reason,
            c.ok
     FROM {checked} c LEFT JOIN {duplicates} d ON c.{key} = d.{key}
-    WHERE NOT c.ok OR d.identical = false OR c.source_row > d.first_row
+    WHERE NOT c.ok OR d.identical = false OR c.parsed_row > d.first_row
     """
 
 
@@ -288,18 +292,24 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     checked, duplicates, flagged, rejected = (f"{t}_{source.name}" for t in tables[:4])
     try:
         records = read_raw(con, source, path)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
+        except duckdb.InvalidInputException as exc:
+            if not is_invalid_parquet_text(exc):
+                raise
+            records = read_raw(con, source, path, strings_as_bytes=True)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates} AS {duplicates_sql(source, checked)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {flagged} AS {flagged_sql(source, checked, duplicates)}")
+        flagged_raw = f"SELECT * FROM raw_{source.name} WHERE parsed_row IN (SELECT parsed_row FROM {flagged})"
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {rejected} AS
-            SELECT f.source_row, f.record_key, coalesce(f.duplicate_reason, r.reason) AS reason, raw.record
-            FROM {flagged} f
-            JOIN (SELECT source_row, record FROM raw_{source.name}
-                  WHERE source_row IN (SELECT source_row FROM {flagged})) raw USING (source_row)
-            LEFT JOIN ({reasons_sql(source, f"raw_{source.name}")}
-                       WHERE source_row IN (SELECT source_row FROM {flagged} WHERE NOT ok)) r USING (source_row)
+            WITH details AS (
+                SELECT f.parsed_row, f.record_key, coalesce(f.duplicate_reason, r.reason) AS reason, r.record
+                FROM {flagged} f JOIN ({reasons_sql(source, f"({flagged_raw})")}) r USING (parsed_row)
+            )
+            SELECT source_row, record_key, reason, record FROM ({with_source_row(source, "FROM details")})
             UNION ALL
             SELECT source_row, NULL, reason, record FROM unparsed_{source.name}
             """
@@ -315,7 +325,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
             con.execute(staging_ddl(source))
             (staged,) = con.execute(
                 f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {checked} "
-                f"WHERE ok AND source_row NOT IN (SELECT source_row FROM {flagged})"
+                f"WHERE ok AND parsed_row NOT IN (SELECT parsed_row FROM {flagged})"
             ).fetchone()
             con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
             (quarantined,) = con.execute(
@@ -332,8 +342,16 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
                 f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
                 [source.name, str(path), fingerprint, records, staged, quarantined, json.dumps(reasons)],
             )
-    finally:
-        con.execute(f"DROP VIEW IF EXISTS raw_{source.name}")
-        for table in tables:
-            con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
+    except BaseException:
+        with suppress(duckdb.Error):  # the connection may be unusable: keep the error that says why
+            _drop_temporaries(con, source, tables)
+        raise
+    _drop_temporaries(con, source, tables)
     return StagingResult(source.name, path, records, staged, quarantined, reasons)
+
+
+def _drop_temporaries(con, source: Source, tables: tuple[str, ...]) -> None:
+    con.execute(f"DROP VIEW IF EXISTS raw_{source.name}")
+    con.unregister(f"parquet_bytes_{source.name}")
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
