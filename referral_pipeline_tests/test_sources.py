@@ -274,3 +274,11 @@ def test_parquet_strings_that_are_not_utf8_are_quarantined_rows(con, tmp_path):
     result = stage(con, tmp_path, "partners")
     assert (result.input_rows, result.staged_rows) == (2, 1)
     assert quarantine(con, "partners") == [(2, None, "partner_id: invalid UTF-8 bytes")]
+
+
+def test_restaging_on_one_connection_forgets_the_last_files_rejects(con, tmp_path):
+    write(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,ragged\n".encode())
+    assert stage(con, tmp_path, "accounts").quarantined_rows == 1
+    write(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,b,smb,adoption\n".encode())
+    result = stage(con, tmp_path, "accounts")
+    assert (result.input_rows, result.staged_rows, result.quarantined_rows) == (2, 2, 0)

@@ -1,6 +1,7 @@
 """The six sources of the contract and how each file is read into DuckDB, record for record.
 
-Every file is read into a temporary view ``raw_<source>`` holding, per record the reader split into
+Every file is read into a temporary view ``raw_<source>`` (and ``raw_selected_<source>``, the same
+for the rows listed in ``selected_<source>``) holding, per record the reader split into
 cells, its ``parsed_row`` (1-based, in file order), the contract's columns as text (null where the
 column is optional and absent), ``read_reason`` (why the record's cells cannot be used as text,
 else null) and ``record``, the raw record as JSON (computed only for the rows that are selected).
@@ -271,6 +272,19 @@ def _text_columns(matched: dict[str, str | None], cell) -> str:
     )
 
 
+def _raw_views(con, source: Source, base: str, columns: str) -> None:
+    """``raw_<source>``: ``columns`` over ``base`` (a relation with ``parsed_row``); and
+    ``raw_selected_<source>``, the same for the rows listed in ``selected_<source>`` only (the
+    filter is applied before the columns, so costly ones like ``record`` are built for those alone)."""
+    name = source.name
+    con.execute(f"CREATE OR REPLACE TEMP TABLE selected_{name} (parsed_row BIGINT)")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{name} AS SELECT parsed_row, {columns} FROM ({base})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW raw_selected_{name} AS SELECT parsed_row, {columns} FROM ({base}) "
+        f"WHERE parsed_row IN (SELECT parsed_row FROM selected_{name})"
+    )
+
+
 def _empty_unparsed(con, source: Source) -> None:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE unparsed_{source.name} "
@@ -298,6 +312,7 @@ class CsvLayout(NamedTuple):
 
 
 _FIELD_END = re.compile(rb"[,\n\r]")
+_NO_OFFSETS = np.empty(0, np.int64)
 _SLOW_SPAN = 64 * 1024
 
 
@@ -365,7 +380,7 @@ def _scan_csv(mm: mmap.mmap) -> tuple[np.ndarray, np.ndarray, bool]:
         window, mask = buf[pos:stop], scratch[: stop - pos]
         quotes = np.flatnonzero(np.equal(window, _QUOTE, out=mask)) + pos
         lfs = np.flatnonzero(np.equal(window, _LF, out=mask)) + pos
-        crs = np.flatnonzero(np.equal(window, _CR, out=mask)) + pos
+        crs = np.flatnonzero(mask) + pos if np.equal(window, _CR, out=mask).any() else _NO_OFFSETS
         opening = (np.arange(len(quotes)) & 1) == inside
         before = buf[np.maximum(quotes - 1, 0)]
         before[(quotes == 0) | (quotes == bom)] = _LF
@@ -460,19 +475,18 @@ def _layout_of(path: Path, mm: mmap.mmap) -> CsvLayout:
 
 def _write_clean_copy(path: Path, layout: CsvLayout, target: BinaryIO) -> None:
     """``path`` without the CRs of its CRLF line ends and with its malformed records emptied."""
-    cuts = sorted(layout.cut)
+    cut = np.array(sorted(layout.cut), np.int64).reshape(-1, 2)
     with _open_regular(path) as handle:
         offset = 0
         while chunk := handle.read(_CHUNK_BYTES):
             data = np.frombuffer(chunk, np.uint8)
+            end = offset + len(data)
             keep = np.ones(len(data), bool)
-            drop = layout.strip_cr[(layout.strip_cr >= offset) & (layout.strip_cr < offset + len(data))]
-            keep[drop - offset] = False
-            for start, end in cuts:
-                if start < offset + len(data) and end > offset:
-                    keep[max(start - offset, 0) : min(end - offset, len(data))] = False
+            keep[layout.strip_cr[(layout.strip_cr >= offset) & (layout.strip_cr < end)] - offset] = False
+            for first, last in cut[(cut[:, 0] < end) & (cut[:, 1] > offset)]:
+                keep[max(first - offset, 0) : min(last - offset, len(data))] = False
             target.write(data[keep].tobytes())
-            offset += len(data)
+            offset = end
 
 
 def _csv_header(path: Path, header: bytes) -> list[str]:
@@ -502,6 +516,12 @@ def with_source_row(source: Source, relation: str) -> str:
         SELECT r.parsed_row + coalesce(steps.skipped_so_far, 0) AS source_row, r.*
         FROM ({relation}) r ASOF LEFT JOIN steps ON r.parsed_row > steps.parsed_before
     """
+
+
+def drop_csv_rejects(con, source: Source) -> None:
+    """Drop the tables DuckDB's CSV reader wrote the rejected lines of ``source`` to."""
+    con.execute(f"DROP TABLE IF EXISTS csv_rejects_{source.name}")
+    con.execute(f"DROP TABLE IF EXISTS csv_rejects_{source.name}_scan")
 
 
 def _no_skipped_records(con, source: Source) -> None:
@@ -550,13 +570,11 @@ def _read_csv(con, source: Source, path: Path) -> int:
     con.execute(f"INSERT INTO {skipped} SELECT source_row FROM {unparsed}")
     positional = {name: f"c{i}" for i, name in enumerate(present)}
     record = "json_object(" + ", ".join(f"{sql_literal(n)}, c{i}" for i, n in enumerate(present)) + ")"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
-        SELECT rowid + 1 AS parsed_row, {_text_columns(matched, positional.get)}, NULL::VARCHAR AS read_reason,
-               {record}::VARCHAR AS record
-        FROM parsed_{source.name}
-        """
+    _raw_views(
+        con,
+        source,
+        f"SELECT rowid + 1 AS parsed_row, * FROM parsed_{source.name}",
+        f"{_text_columns(matched, positional.get)}, NULL::VARCHAR AS read_reason, {record}::VARCHAR AS record",
     )
     return layout.data_records
 
@@ -564,6 +582,7 @@ def _read_csv(con, source: Source, path: Path) -> int:
 def _parse_csv(con, source: Source, path: Path, cells: int) -> None:
     types = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(cells)) + "}"
     rejects = f"csv_rejects_{source.name}"
+    drop_csv_rejects(con, source)  # DuckDB appends to existing rejects tables
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE parsed_{source.name} AS
@@ -680,13 +699,12 @@ def _read_jsonl(con, source: Source, path: Path) -> int:
         )
 
     checks = ", ".join(type_error(c) for c in fields if c.sql_type != "VARCHAR[]") or "NULL"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW raw_{name} AS
-        SELECT source_row AS parsed_row, {', '.join(text(c) for c in source.columns)},
-               nullif(concat_ws('; ', {checks}), '') AS read_reason, line AS record
-        FROM (SELECT source_row, line, json_extract(line, {paths}) AS v FROM classified_{name})
-        """
+    _raw_views(
+        con,
+        source,
+        f"SELECT source_row AS parsed_row, line, json_extract(line, {paths}) AS v FROM classified_{name}",
+        f"{', '.join(text(c) for c in source.columns)}, nullif(concat_ws('; ', {checks}), '') AS read_reason, "
+        "line AS record",
     )
     _no_skipped_records(con, source)
     return physical_lines - blank
@@ -772,13 +790,11 @@ def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> in
     ]
     read_reason = f"nullif(concat_ws('; ', {', '.join(undecodable)}), '')" if undecodable else "NULL::VARCHAR"
     record = "to_json(struct_pack(" + ", ".join(f"{sql_identifier(c)} := {sql_identifier(c)}" for c in present) + "))"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP VIEW raw_{source.name} AS
-        SELECT file_row_number + 1 AS parsed_row, {_text_columns(matched, cell)}, {read_reason} AS read_reason,
-               {record}::VARCHAR AS record
-        FROM {scan}
-        """
+    _raw_views(
+        con,
+        source,
+        f"SELECT file_row_number + 1 AS parsed_row, * FROM {scan}",
+        f"{_text_columns(matched, cell)}, {read_reason} AS read_reason, {record}::VARCHAR AS record",
     )
     _empty_unparsed(con, source)
     _no_skipped_records(con, source)

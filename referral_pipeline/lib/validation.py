@@ -27,6 +27,7 @@ from referral_pipeline.lib.sources import (
     Source,
     SourceFileError,
     content_fingerprint,
+    drop_csv_rejects,
     is_invalid_parquet_text,
     read_raw,
     sql_identifier,
@@ -288,7 +289,7 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     ).hexdigest()
     if (previous := _previous_load(con, source, path, fingerprint)) is not None:
         return previous
-    tables = ("checked", "duplicates", "flagged", "rejected", "unparsed", "parsed", "skipped", "classified")
+    tables = ("checked", "duplicates", "flagged", "rejected", "unparsed", "parsed", "skipped", "classified", "selected")
     checked, duplicates, flagged, rejected = (f"{t}_{source.name}" for t in tables[:4])
     try:
         records = read_raw(con, source, path)
@@ -301,13 +302,13 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
             con.execute(f"CREATE OR REPLACE TEMP TABLE {checked} AS {validation_sql(source)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {duplicates} AS {duplicates_sql(source, checked)}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {flagged} AS {flagged_sql(source, checked, duplicates)}")
-        flagged_raw = f"SELECT * FROM raw_{source.name} WHERE parsed_row IN (SELECT parsed_row FROM {flagged})"
+        con.execute(f"INSERT INTO selected_{source.name} SELECT parsed_row FROM {flagged}")
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {rejected} AS
             WITH details AS (
                 SELECT f.parsed_row, f.record_key, coalesce(f.duplicate_reason, r.reason) AS reason, r.record
-                FROM {flagged} f JOIN ({reasons_sql(source, f"({flagged_raw})")}) r USING (parsed_row)
+                FROM {flagged} f JOIN ({reasons_sql(source, f"raw_selected_{source.name}")}) r USING (parsed_row)
             )
             SELECT source_row, record_key, reason, record FROM ({with_source_row(source, "FROM details")})
             UNION ALL
@@ -351,7 +352,9 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
 
 
 def _drop_temporaries(con, source: Source, tables: tuple[str, ...]) -> None:
+    drop_csv_rejects(con, source)
     con.execute(f"DROP VIEW IF EXISTS raw_{source.name}")
+    con.execute(f"DROP VIEW IF EXISTS raw_selected_{source.name}")
     con.unregister(f"parquet_bytes_{source.name}")
     for table in tables:
         con.execute(f"DROP TABLE IF EXISTS {table}_{source.name}")
