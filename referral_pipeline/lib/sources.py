@@ -603,36 +603,56 @@ _LENIENT = r",[ \t\r\n]*[\]}]|[^ \t\r\n{}\[\]:,0-9eE+.\-]"
 _JSON_TYPE_WORDS = {"OBJECT": "an object", "ARRAY": "an array", "BOOLEAN": "a boolean"}
 
 
-def _jsonl_lines(path: Path) -> tuple[pyarrow.Table, int]:
-    """The file's lines, split at LF only, as (source_row, bytes); and its line count by ``bytes.count``.
+@contextmanager
+def _jsonl_lines(path: Path) -> Iterator[tuple[pyarrow.Table, int]]:
+    """The file's lines, split at LF only, as (source_row, bytes); and its line count by ``count``.
 
-    Each line's bytes keep their LF (Arrow offsets are contiguous); SQL trims it.
+    The bytes are those of a memory map of the file (no copy), valid inside the block; each line
+    keeps its LF (Arrow offsets are contiguous), which SQL trims.
     """
     with _open_regular(path) as handle:
-        data = handle.read()
-    buf = np.frombuffer(data, np.uint8)
-    scratch = np.empty(min(_WINDOW_BYTES, len(buf)), bool)
-    lfs = [np.empty(0, np.int64)]
-    for at in range(0, len(buf), _WINDOW_BYTES):
-        window = buf[at : at + _WINDOW_BYTES]
-        lfs.append(np.flatnonzero(np.equal(window, _LF, out=scratch[: len(window)])) + at)
-    ends = np.concatenate(lfs).astype(np.int64) + 1
-    if len(data) and data[-1] != _LF:
-        ends = np.append(ends, len(data))
-    first = len(_BOM) if data.startswith(_BOM) else 0
-    offsets = np.concatenate([[first], ends]).astype(np.int64)
-    lines = pyarrow.Array.from_buffers(
-        pyarrow.large_binary(), len(ends), [None, pyarrow.py_buffer(offsets), pyarrow.py_buffer(data)]
-    )
-    del buf, scratch
-    counted = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    return pyarrow.table({"source_row": np.arange(1, len(ends) + 1, dtype=np.int64), "bytes": lines}), counted
+        if os.fstat(handle.fileno()).st_size == 0:
+            yield pyarrow.table({"source_row": pyarrow.array([], pyarrow.int64()),
+                                 "bytes": pyarrow.array([], pyarrow.large_binary())}), 0
+            return
+        mm = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        buf = np.frombuffer(mm, np.uint8)
+        scratch = np.empty(min(_WINDOW_BYTES, len(buf)), bool)
+        lfs = [_NO_OFFSETS]
+        for at in range(0, len(buf), _WINDOW_BYTES):
+            window = buf[at : at + _WINDOW_BYTES]
+            lfs.append(np.flatnonzero(np.equal(window, _LF, out=scratch[: len(window)])) + at)
+        ends = np.concatenate(lfs).astype(np.int64) + 1
+        if mm[len(mm) - 1] != _LF:
+            ends = np.append(ends, len(mm))
+        first = len(_BOM) if mm[: len(_BOM)] == _BOM else 0
+        offsets = np.concatenate([[first], ends]).astype(np.int64)
+        counted = sum(mm[at : at + _CHUNK_BYTES].count(b"\n") for at in range(0, len(mm), _CHUNK_BYTES))
+        counted += mm[len(mm) - 1] != _LF
+        lines = pyarrow.Array.from_buffers(
+            pyarrow.large_binary(), len(ends), [None, pyarrow.py_buffer(offsets), pyarrow.py_buffer(mm)]
+        )
+        del buf, scratch, window
+        yield pyarrow.table({"source_row": np.arange(1, len(ends) + 1, dtype=np.int64), "bytes": lines}), counted
+    finally:
+        lines = None
+        with suppress(BufferError):  # views still held by a traceback: closed when collected
+            mm.close()
 
 
 def _read_jsonl(con, source: Source, path: Path) -> int:
-    lines, physical_lines = _jsonl_lines(path)
-    if len(lines) != physical_lines:
-        raise SourceFileError(f"{path}: {physical_lines} lines counted but {len(lines)} split")
+    with _jsonl_lines(path) as (lines, physical_lines):
+        if len(lines) != physical_lines:
+            raise SourceFileError(f"{path}: {physical_lines} lines counted but {len(lines)} split")
+        _classify_jsonl(con, source, lines)
+        del lines
+    return _jsonl_fields(con, source, path, physical_lines)
+
+
+def _classify_jsonl(con, source: Source, lines: pyarrow.Table) -> None:
+    """``classified_<source>``: every line decoded, with the field names of a sound JSON object or
+    the ``problem`` that makes it blank or rejected."""
     name, arrow = source.name, f"jsonl_lines_{source.name}"
     duplicated = "list_filter(list_distinct(keys), lambda k: len(list_filter(keys, lambda x: x = k)) > 1)[1]"
     con.register(arrow, lines)
@@ -662,7 +682,11 @@ def _read_jsonl(con, source: Source, path: Path) -> int:
         )
     finally:
         con.unregister(arrow)
-    del lines
+
+
+def _jsonl_fields(con, source: Source, path: Path, physical_lines: int) -> int:
+    """``unparsed_<source>`` and the raw views over the sound objects of ``classified_<source>``."""
+    name = source.name
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE unparsed_{name} AS
