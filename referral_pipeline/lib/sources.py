@@ -778,6 +778,15 @@ def _parquet_as_bytes(con, source: Source, path: Path) -> str:
     return f"parquet_bytes_{source.name}"
 
 
+def _row_groups(con, path: Path) -> int:
+    query = f"SELECT count(DISTINCT row_group_id) FROM parquet_metadata({sql_literal(str(path))})"
+    return con.execute(query).fetchone()[0]
+
+
+def _threads(con) -> int:
+    return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+
 def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> int:
     require_regular_file(path)
     scan = (
@@ -814,10 +823,21 @@ def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> in
     ]
     read_reason = f"nullif(concat_ws('; ', {', '.join(undecodable)}), '')" if undecodable else "NULL::VARCHAR"
     record = "to_json(struct_pack(" + ", ".join(f"{sql_identifier(c)} := {sql_identifier(c)}" for c in present) + "))"
+    base = f"SELECT file_row_number + 1 AS parsed_row, * EXCLUDE (file_row_number) FROM {scan}"
+    if not strings_as_bytes and _row_groups(con, path) < _threads(con):
+        # DuckDB reads a row group on one thread, and runs all that is above it on that thread:
+        # a copy (a quick scan) lets validation use every thread.
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE parsed_{source.name} AS {base}")
+        except duckdb.InvalidInputException as exc:
+            if not is_invalid_parquet_text(exc):
+                raise
+            return _read_parquet(con, source, path, strings_as_bytes=True)
+        base = f"FROM parsed_{source.name}"
     _raw_views(
         con,
         source,
-        f"SELECT file_row_number + 1 AS parsed_row, * FROM {scan}",
+        base,
         f"{_text_columns(matched, cell)}, {read_reason} AS read_reason, {record}::VARCHAR AS record",
     )
     _empty_unparsed(con, source)
