@@ -8,7 +8,6 @@ fixture's teardown, also when the test fails; the teardown fails if any of them 
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -17,11 +16,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from filelock import FileLock
 
 from referral_pipeline.lib.sources import SOURCES
-from referral_pipeline_tests.fixtures import Pipeline, qbr, referred_opportunity
+from referral_pipeline_tests.fixtures import Pipeline, qbr, referred_opportunity, worked_examples
 from referral_pipeline_tests.dagster_processes import MODULE, DagsterDev, dagster_dev
-from referral_pipeline_tests.fixtures import worked_examples
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LOCATION = MODULE  # `dagster dev -m <module>` names the code location after the module
@@ -216,14 +215,9 @@ def ui(tmp_path: Path):
 def read_warehouse(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     """Read-only, under the pipeline's writer lock: a run the daemon started (the sensor's, say) may
     be writing the file."""
-    with open(f"{warehouse}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with duckdb.connect(str(warehouse), read_only=True) as con:
-                con.execute("SET TimeZone = 'UTC'")
-                return con.execute(sql, params or []).fetchall()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with FileLock(f"{warehouse}.lock"), duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(sql, params or []).fetchall()
 
 
 # Quarters up to the backfill's last: a run of the daily schedule (should the test span 03:00 UTC)
