@@ -778,13 +778,17 @@ def _parquet_as_bytes(con, source: Source, path: Path) -> str:
     return f"parquet_bytes_{source.name}"
 
 
-def _row_groups(con, path: Path) -> int:
-    query = f"SELECT count(DISTINCT row_group_id) FROM parquet_metadata({sql_literal(str(path))})"
-    return con.execute(query).fetchone()[0]
+_COPY_ROWS_PER_GROUP = 250_000  # below this, validating in place is as fast as copying first
 
 
-def _threads(con) -> int:
-    return int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+def _few_big_row_groups(con, path: Path) -> bool:
+    """Fewer row groups than threads, and big enough that validation outweighs a copy."""
+    groups, rows = con.execute(
+        f"SELECT count(DISTINCT row_group_id), coalesce(max(row_group_num_rows), 0) "
+        f"FROM parquet_metadata({sql_literal(str(path))})"
+    ).fetchone()
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    return groups < threads and rows >= _COPY_ROWS_PER_GROUP
 
 
 def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> int:
@@ -824,7 +828,7 @@ def _read_parquet(con, source: Source, path: Path, strings_as_bytes: bool) -> in
     read_reason = f"nullif(concat_ws('; ', {', '.join(undecodable)}), '')" if undecodable else "NULL::VARCHAR"
     record = "to_json(struct_pack(" + ", ".join(f"{sql_identifier(c)} := {sql_identifier(c)}" for c in present) + "))"
     base = f"SELECT file_row_number + 1 AS parsed_row, * EXCLUDE (file_row_number) FROM {scan}"
-    if not strings_as_bytes and _row_groups(con, path) < _threads(con):
+    if not strings_as_bytes and _few_big_row_groups(con, path):
         # DuckDB reads a row group on one thread, and runs all that is above it on that thread:
         # a copy (a quick scan) lets validation use every thread.
         try:

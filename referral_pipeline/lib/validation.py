@@ -88,6 +88,7 @@ WHITE_SPACE = "".join(
     chr(c) for c in (*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
                      0x202F, 0x205F, 0x3000)
 )
+_SPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):X}}}" for c in WHITE_SPACE) + "]"
 # ISO 8601 in its extended format: a date YYYY-MM-DD (year 0001 to 9999), optionally 'T' (or, as RFC
 # 3339 allows, a space) and a time hh:mm[:ss[.fraction]] (00:00 to 23:59:59, fraction of up to 9
 # digits, '.' or ','), optionally an offset 'Z' or +hh[:mm] / -hh[mm] with hh <= 23, mm <= 59.
@@ -110,12 +111,8 @@ def _text(col: Column) -> str:
     raw = sql_identifier(col.name)
     if col.free_text:
         return f"nullif({raw}, '')"
-    space = sql_literal(WHITE_SPACE)
-    # trim() with a set of characters is slow: only where the text starts or ends with one of them.
-    trimmed = (
-        f"CASE WHEN contains({space}, left({raw}, 1)) OR contains({space}, right({raw}, 1)) "
-        f"THEN trim({raw}, {space}) ELSE {raw} END"
-    )
+    # A regular expression is faster here than trim() with a set of characters.
+    trimmed = f"regexp_replace({raw}, '^{_SPACE_CLASS}+|{_SPACE_CLASS}+$', '', 'g')"
     return f"lower(nullif({trimmed}, ''))" if col.enum else f"nullif({trimmed}, '')"
 
 
