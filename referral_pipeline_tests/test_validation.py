@@ -1,6 +1,7 @@
 """Reading and validating sources: every input row staged or quarantined, with its reason."""
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -37,10 +38,11 @@ def quarantine(con, name: str) -> list[tuple]:
     ).fetchall()
 
 
-def write_bytes(folder: Path, relative: str, content: bytes) -> None:
+def write_bytes(folder: Path, relative: str, content: bytes) -> Path:
     path = folder / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
+    return path
 
 
 def test_spreadsheet_csv_is_read_as_written(con, tmp_path):
@@ -245,6 +247,22 @@ def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(con, tmp_path)
     assert quarantine(con, "partners") == []
     con.execute("DROP TABLE staging.partners")
     assert stage(con, tmp_path, "partners").unchanged_since is None  # a lost table is rebuilt
+
+
+def test_a_touched_file_is_hashed_and_an_untouched_one_is_not(con, tmp_path):
+    header = b"partner_id,partner_name,partner_type,partner_tier\n"
+    path = write_bytes(tmp_path, "crm/partners.csv", header + b"P1,a,agency,gold\n")
+    stage(con, tmp_path, "partners")
+    quick = lambda: con.execute("SELECT quick_key FROM meta.staged_files WHERE source = 'partners'").fetchone()[0]
+    before = quick()
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # touched, same bytes
+    assert stage(con, tmp_path, "partners").unchanged_since is not None  # its content decided
+    assert quick() != before  # and the new stat is remembered for the next run
+    stat = path.stat()
+    path.write_bytes(header + b"P2,b,agency,gold\n")  # same size: only the modification time tells
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert stage(con, tmp_path, "partners").unchanged_since is None
+    assert con.execute("SELECT partner_id FROM staging.partners").fetchall() == [("P2",)]
 
 
 ASKS_HEADER = "ask_id,account_id,trigger_event,asked_at"

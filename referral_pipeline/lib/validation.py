@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
     source VARCHAR PRIMARY KEY,
     path VARCHAR NOT NULL,
     fingerprint VARCHAR NOT NULL,  -- the file's content and the validation rules
+    quick_key VARCHAR,             -- the file's size, modification time and inode, and the rules
     input_rows BIGINT NOT NULL,
     staged_rows BIGINT NOT NULL,
     quarantined_rows BIGINT NOT NULL,
@@ -254,17 +255,16 @@ def staging_ddl(source: Source) -> str:
     return f"CREATE OR REPLACE TABLE {source.staging_table} (\n    {columns}\n)"
 
 
-def _previous_load(con, source: Source, path: Path, fingerprint: str) -> StagingResult | None:
-    """The last staging of this very file content with these rules, if its tables are still there."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    con.execute(LOADS_DDL)
+def _previous_load(con, source: Source, path: Path, column: str, key: str) -> StagingResult | None:
+    """The last staging of this file with these rules (``column`` = ``key``: its content
+    fingerprint or its quick key), if its tables are still there."""
     row = con.execute(
         f"""
         SELECT input_rows, staged_rows, quarantined_rows, reasons, staged_at FROM {LOADS_TABLE}
-        WHERE source = ? AND path = ? AND fingerprint = ?
+        WHERE source = ? AND path = ? AND {column} = ?
           AND EXISTS (SELECT 1 FROM duckdb_tables() WHERE schema_name = 'staging' AND table_name = ?)
         """,
-        [source.name, str(path), fingerprint, source.name],
+        [source.name, str(path), key, source.name],
     ).fetchone()
     if row is None:
         return None
@@ -274,6 +274,10 @@ def _previous_load(con, source: Source, path: Path, fingerprint: str) -> Staging
     )
 
 
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> StagingResult:
     """Read, validate and write one source: staging and quarantine replaced in one transaction.
 
@@ -281,10 +285,19 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
     nothing is written. A file whose content and rules are those of the last staging is not read again.
     """
     con.execute("SET TimeZone = 'UTC'")  # timestamps without an offset are UTC
-    fingerprint = hashlib.sha1(
-        f"{content_fingerprint(path)}:{READER_VERSION}:{validation_sql(source)}".encode(), usedforsecurity=False
-    ).hexdigest()
-    if (previous := _previous_load(con, source, path, fingerprint)) is not None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(LOADS_DDL)
+    con.execute(f"ALTER TABLE {LOADS_TABLE} ADD COLUMN IF NOT EXISTS quick_key VARCHAR")
+    rules = f"{READER_VERSION}:{validation_sql(source)}"
+    # As git's index does: a file whose size, modification time (ns) and inode are those of its
+    # last staging is not hashed again; otherwise its content decides.
+    stat = path.stat()
+    quick_key = _sha1(f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{rules}")
+    if (previous := _previous_load(con, source, path, "quick_key", quick_key)) is not None:
+        return previous
+    fingerprint = _sha1(f"{content_fingerprint(path)}:{rules}")
+    if (previous := _previous_load(con, source, path, "fingerprint", fingerprint)) is not None:
+        con.execute(f"UPDATE {LOADS_TABLE} SET quick_key = ? WHERE source = ?", [quick_key, source.name])
         return previous
     tables = ("checked", "duplicates", "flagged", "rejected", "unparsed", "parsed", "skipped", "classified", "selected")
     checked, duplicates, flagged, rejected = (f"{t}_{source.name}" for t in tables[:4])
@@ -337,8 +350,9 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
                     f"({staged} staged, {quarantined} quarantined); nothing was written"
                 )
             con.execute(
-                f"INSERT OR REPLACE INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now())",
-                [source.name, str(path), fingerprint, records, staged, quarantined, json.dumps(reasons)],
+                f"INSERT OR REPLACE INTO {LOADS_TABLE} (source, path, fingerprint, quick_key, input_rows, "
+                "staged_rows, quarantined_rows, reasons, staged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [source.name, str(path), fingerprint, quick_key, records, staged, quarantined, json.dumps(reasons)],
             )
     except BaseException:
         with suppress(duckdb.Error):  # the connection may be unusable: keep the error that says why
