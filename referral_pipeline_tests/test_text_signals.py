@@ -1,8 +1,10 @@
 """Tests for the referral-intent detector in referral_pipeline.lib.text_signals."""
 
-import pytest
-
+import re
 import string
+
+import duckdb
+import pytest
 
 from referral_pipeline.lib.text_signals import (
     PARALLEL_MIN_NOTES,
@@ -13,6 +15,7 @@ from referral_pipeline.lib.text_signals import (
     detect_referral_evidence_in_batches,
     find_referral_evidence,
     load_vocabulary,
+    screen_pattern,
 )
 from bench.qbr_signal_eval.scoring import evaluate, load_named_set, score
 
@@ -461,3 +464,20 @@ def test_inbound_story_is_not_a_signal():
         "Penrose came to us via a referral from their accountants (Whitlock & Co), who use us themselves and"
         " recommended us to Sam in 2022."
     ) is None
+
+
+def test_the_screen_run_in_duckdb_passes_every_note_python_would_examine():
+    """The pipeline screens notes in DuckDB; no note the detector finds evidence in may be lost."""
+    pattern = screen_pattern()
+    assert not re.search(r"\\[^ \-]|\(\?[=!<]|\[", pattern), "only literal stems, so RE2 matches as Python"
+    labelled = load_named_set("old") + load_named_set("tuning")
+    notes = [n.notes for n in labelled] + ["Happy to REFER us", "nothing here", "Zürich: happy to refer"]
+    con = duckdb.connect()
+    passed = con.execute(
+        "SELECT list(n ORDER BY i) FROM (SELECT unnest(?) AS n, generate_subscripts(?, 1) AS i) "
+        "WHERE n IS NOT NULL AND (strlen(n) <> length(n) OR regexp_matches(lower(n), ?))",
+        [notes, notes, pattern],
+    ).fetchone()[0]
+    examined = [n for n, found in zip(notes, detect_referral_evidence(notes)) if found]
+    assert examined and set(examined) <= set(passed)
+    assert "nothing here" not in passed

@@ -584,6 +584,13 @@ def find_referral_evidence(notes: str | None, vocabulary: ReferralVocabulary | N
     return detect_referral_evidence([notes], vocabulary)[0]
 
 
+def screen_pattern(vocabulary: ReferralVocabulary | None = None) -> str:
+    """The first screen as a regular expression over lower-cased notes: a note it does not match
+    has no evidence. It is an alternation of literal stems only, so RE2 (DuckDB) matches it exactly
+    as Python does."""
+    return (vocabulary or _default()).screen.pattern
+
+
 def detect_referral_evidence(
     notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
 ) -> list[str | None]:

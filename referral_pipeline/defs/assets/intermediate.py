@@ -19,7 +19,7 @@ from referral_pipeline.lib.kpis import QBRS_IN_RUN
 from referral_pipeline.lib.quarters import IN_RUN, replace_quarters
 from referral_pipeline.lib.sources import sql_literal
 from referral_pipeline.defs.resources import KpiConfig, Warehouse
-from referral_pipeline.lib.text_signals import detect_referral_evidence_in_batches
+from referral_pipeline.lib.text_signals import detect_referral_evidence_in_batches, screen_pattern
 from referral_pipeline.lib.validation import WHITE_SPACE
 
 SIGNALS = "qbr_referral_signals"
@@ -49,6 +49,10 @@ SIGNALS_SQL = f"""
     FROM tagged LEFT JOIN text_signals USING (qbr_id)
     ORDER BY quarter, qbr_id
 """
+# The detector's cheap first screen, run in DuckDB (multi-threaded) so only candidate notes reach
+# Python. The screen is a plain alternation of literal stems, which RE2 matches as Python does; a note
+# with non-ASCII text always goes to Python, whose lower-casing may differ from DuckDB's there.
+_CANDIDATE = "notes IS NOT NULL AND (strlen(notes) <> length(notes) OR regexp_matches(lower(notes), $screen))"
 _EVIDENCE_SAMPLE = 10
 _NOTES_BATCH = 20_000
 _TEXT_SIGNALS = pa.schema([("qbr_id", pa.string()), ("text_evidence", pa.string())])
@@ -81,10 +85,16 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = start_run(context, con)
-        with_notes = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE notes IS NOT NULL"
-        [(total,)] = con.execute(f"SELECT count(*) FROM ({with_notes})").fetchall()
-        context.log.info(f"Reading the notes of {total} QBRs held in {min(quarters.values())}..{max(quarters.values())}")
-        batches = list(con.sql(with_notes).to_arrow_reader(_NOTES_BATCH))
+        screen = {"screen": screen_pattern()}
+        [(notes, total)] = con.execute(
+            f"SELECT count(notes), count(*) FILTER (WHERE {_CANDIDATE}) FROM ({QBRS_IN_RUN})", screen
+        ).fetchall()
+        context.log.info(
+            f"{notes} QBRs held in {min(quarters.values())}..{max(quarters.values())} have notes; "
+            f"{total} hold a candidate word and go to the detector"
+        )
+        candidates = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE {_CANDIDATE}"
+        batches = list(con.sql(candidates, params=screen).to_arrow_reader(_NOTES_BATCH))
         evidence = detect_referral_evidence_in_batches(
             (batch["notes"].to_pylist() for batch in batches), total
         )
