@@ -85,16 +85,14 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = start_run(context, con)
-        screen = {"screen": screen_pattern()}
-        [(notes, total)] = con.execute(
-            f"SELECT count(notes), count(*) FILTER (WHERE {_CANDIDATE}) FROM ({QBRS_IN_RUN})", screen
-        ).fetchall()
+        candidates = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE {_CANDIDATE}"
+        batches = list(con.sql(candidates, params={"screen": screen_pattern()}).to_arrow_reader(_NOTES_BATCH))
+        total = sum(batch.num_rows for batch in batches)
+        [(notes,)] = con.execute(f"SELECT count(notes) FROM ({QBRS_IN_RUN})").fetchall()
         context.log.info(
             f"{notes} QBRs held in {min(quarters.values())}..{max(quarters.values())} have notes; "
             f"{total} hold a candidate word and go to the detector"
         )
-        candidates = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE {_CANDIDATE}"
-        batches = list(con.sql(candidates, params=screen).to_arrow_reader(_NOTES_BATCH))
         evidence = detect_referral_evidence_in_batches(
             (batch["notes"].to_pylist() for batch in batches), total
         )
