@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from referral_pipeline.defs.partitions import quarterly_partitions
@@ -22,3 +23,12 @@ def sample_pipeline(tmp_path_factory) -> Pipeline:
     sample = Pipeline(data_dir=SAMPLE_DATA, warehouse=tmp_path_factory.mktemp("sample") / "warehouse.duckdb")
     sample.run(partition_range=(FIRST_QUARTER, quarterly_partitions.get_last_partition_key()))
     return sample
+
+
+@pytest.fixture
+def con(tmp_path):
+    """A fresh DuckDB file in UTC, as the warehouse connection sets it."""
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    connection.execute("SET TimeZone = 'UTC'")
+    yield connection
+    connection.close()

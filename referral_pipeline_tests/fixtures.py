@@ -13,6 +13,7 @@ from dagster import DagsterInstance
 from referral_pipeline.definitions import defs
 from referral_pipeline.defs.resources import Warehouse
 from referral_pipeline.lib.sources import SOURCES_BY_NAME
+from referral_pipeline.lib.validation import stage_source
 
 HEADERS = {name: [c.name for c in source.columns] for name, source in SOURCES_BY_NAME.items()}
 
@@ -182,3 +183,17 @@ def worked_examples() -> SourceSet:
         s.qbr_notes.append(qbr(f"Q{i}", f"C{i}", "2025-05-20", tags=tags, notes=notes))
     s.qbr_notes.append(qbr("QX", "C1", "2025-05-20", status="cancelled", tags=["referral_intent"]))
     return s
+
+
+def write_bytes(folder: Path, relative: str, content: bytes) -> Path:
+    """Write ``content`` to ``folder/relative`` as raw bytes (for malformed files)."""
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def stage(con, folder: Path, name: str):
+    """Stage one source from ``folder`` on ``con``."""
+    source = SOURCES_BY_NAME[name]
+    return stage_source(con, source, source.locate(folder))

@@ -5,37 +5,16 @@ import os
 import threading
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from referral_pipeline.lib import sources
 from referral_pipeline.lib.sources import SOURCES_BY_NAME, SourceFileError, content_fingerprint, read_raw
-from referral_pipeline.lib.validation import stage_source
+from referral_pipeline_tests.fixtures import stage, write_bytes
 
 ACCOUNTS_HEADER = "account_id,account_name,account_tier,lifecycle_stage"
 QBR = {"account_id": "A1", "held_on": "2025-04-03", "format": "virtual", "status": "completed"}
-
-
-@pytest.fixture
-def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
-
-
-def write(folder: Path, relative: str, content: bytes) -> Path:
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
-
-
-def stage(con, folder: Path, name: str):
-    source = SOURCES_BY_NAME[name]
-    return stage_source(con, source, source.locate(folder))
 
 
 def staged(con, table: str, column: str) -> list:
@@ -65,7 +44,7 @@ def test_bare_cr_in_an_unquoted_cell_quarantines_that_row_only(con, tmp_path):
         'A3,"Quoted\rCR",smb,adoption\n'
         "A4,Last,smb,adoption\r"  # a CR ending the file is a line end
     ).encode()
-    write(tmp_path, "crm/accounts.csv", content)
+    write_bytes(tmp_path, "crm/accounts.csv", content)
     result = stage(con, tmp_path, "accounts")
     assert (result.input_rows, result.staged_rows, result.quarantined_rows) == (4, 3, 1)
     assert staged(con, "accounts", "account_name") == ["Acme", "Last", "Quoted\rCR"]
@@ -84,7 +63,7 @@ def test_mixed_line_ends_and_stray_quotes_are_read_as_written(con, tmp_path):
         'A3,"multi\r\nline",smb,adoption\n'
         "A4,d,smb,adoption\r\n"
     ).encode()
-    write(tmp_path, "crm/accounts.csv", content)
+    write_bytes(tmp_path, "crm/accounts.csv", content)
     result = stage(con, tmp_path, "accounts")
     assert (result.input_rows, result.staged_rows) == (4, 4)
     assert staged(con, "accounts", "account_name") == ['27" screen', '5" screen', "d", "multi\r\nline"]
@@ -104,7 +83,7 @@ def test_source_row_is_the_record_number_blank_lines_included(con, tmp_path):
         "A5,a,smb,unknown",  # 8
         "",
     ]
-    write(tmp_path, "crm/accounts.csv", "\n".join(lines).encode())
+    write_bytes(tmp_path, "crm/accounts.csv", "\n".join(lines).encode())
     result = stage(con, tmp_path, "accounts")
     assert (result.input_rows, result.staged_rows) == (6, 3)
     assert [(row, reason.split(":")[0]) for row, _, reason in quarantine(con, "accounts")] == [
@@ -113,7 +92,7 @@ def test_source_row_is_the_record_number_blank_lines_included(con, tmp_path):
 
 
 def test_the_record_count_is_checked_independently_of_the_reader(con, tmp_path, monkeypatch):
-    write(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,b,smb,adoption\n".encode())
+    write_bytes(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,b,smb,adoption\n".encode())
     real = sources._csv_layout
 
     def one_more(path):
@@ -126,7 +105,7 @@ def test_the_record_count_is_checked_independently_of_the_reader(con, tmp_path, 
 
 
 def test_read_raw_reports_the_independent_record_count(con, tmp_path):
-    path = write(tmp_path, "crm/accounts.csv", f'{ACCOUNTS_HEADER}\n\nA1,"x\ny",smb,adoption\nA2\n'.encode())
+    path = write_bytes(tmp_path, "crm/accounts.csv", f'{ACCOUNTS_HEADER}\n\nA1,"x\ny",smb,adoption\nA2\n'.encode())
     assert read_raw(con, SOURCES_BY_NAME["accounts"], path) == 2
 
 
@@ -141,7 +120,7 @@ def test_jsonl_lines_end_only_at_lf(con, tmp_path):
         "   \t",
         qbr_line("Q4"),
     ]
-    write(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
+    write_bytes(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
     result = stage(con, tmp_path, "qbr_notes")
     assert (result.input_rows, result.staged_rows) == (4, 3)
     assert staged(con, "qbr_notes", "qbr_id") == ["Q1", "Q2", "Q4"]
@@ -158,7 +137,7 @@ def test_jsonl_is_parsed_strictly(con, tmp_path):
         '{"qbr_id": "Q6", "qbr_id": "Q7", "account_id": "A1", "held_on": "2025-04-03", "format": "virtual", "status": "completed"}',
         "[]",
     ]
-    write(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
+    write_bytes(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
     stage(con, tmp_path, "qbr_notes")
     assert staged(con, "qbr_notes", "qbr_id") == ["Q5"]
     not_strict = "line is not a JSON object: not strict JSON (a trailing comma, NaN or Infinity)"
@@ -182,7 +161,7 @@ def test_jsonl_fields_are_type_checked(con, tmp_path):
         qbr_line("Q6", notes=None, csm=None, tags=None),
         qbr_line("Q7", tags=["ok", 1]),
     ]
-    write(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
+    write_bytes(tmp_path, "qbr/notes.jsonl", "\n".join(lines).encode())
     stage(con, tmp_path, "qbr_notes")
     assert staged(con, "qbr_notes", "qbr_id") == ["Q6"]
     assert quarantine(con, "qbr_notes") == [
@@ -198,7 +177,7 @@ def test_jsonl_fields_are_type_checked(con, tmp_path):
 def test_jsonl_invalid_utf8_and_byte_order_mark(con, tmp_path):
     latin1 = qbr_line("Q2", csm="cafX").encode().replace(b"cafX", b"caf\xe9")
     content = b"\xef\xbb\xbf" + qbr_line("Q1").encode() + b"\n" + latin1 + b"\n"
-    write(tmp_path, "qbr/notes.jsonl", content)
+    write_bytes(tmp_path, "qbr/notes.jsonl", content)
     stage(con, tmp_path, "qbr_notes")
     assert staged(con, "qbr_notes", "qbr_id") == ["Q1"]
     assert quarantine(con, "qbr_notes") == [(2, None, "invalid UTF-8 bytes")]
@@ -280,8 +259,8 @@ def test_parquet_strings_that_are_not_utf8_are_quarantined_rows(con, tmp_path, m
 
 
 def test_restaging_on_one_connection_forgets_the_last_files_rejects(con, tmp_path):
-    write(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,ragged\n".encode())
+    write_bytes(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,ragged\n".encode())
     assert stage(con, tmp_path, "accounts").quarantined_rows == 1
-    write(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,b,smb,adoption\n".encode())
+    write_bytes(tmp_path, "crm/accounts.csv", f"{ACCOUNTS_HEADER}\nA1,a,smb,adoption\nA2,b,smb,adoption\n".encode())
     result = stage(con, tmp_path, "accounts")
     assert (result.input_rows, result.staged_rows, result.quarantined_rows) == (2, 2, 0)

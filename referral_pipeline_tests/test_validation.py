@@ -4,30 +4,16 @@ import json
 import os
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
 from referral_pipeline.lib.sources import SOURCES_BY_NAME, SourceFileError
-from referral_pipeline.lib.validation import stage_source
+from referral_pipeline_tests.fixtures import stage, write_bytes
 
 OPP_HEADER = (
     "opportunity_id,account_id,owner,stage,amount,created_at,closed_at,lead_source,"
     "referral_source_type,referrer_id,vertical"
 )
-
-
-@pytest.fixture
-def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    connection.execute("SET TimeZone = 'UTC'")
-    yield connection
-    connection.close()
-
-
-def stage(con, folder: Path, name: str):
-    source = SOURCES_BY_NAME[name]
-    return stage_source(con, source, source.locate(folder))
 
 
 def quarantine(con, name: str) -> list[tuple]:
@@ -36,13 +22,6 @@ def quarantine(con, name: str) -> list[tuple]:
         "ORDER BY source_row",
         [name],
     ).fetchall()
-
-
-def write_bytes(folder: Path, relative: str, content: bytes) -> Path:
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
 
 
 def test_spreadsheet_csv_is_read_as_written(con, tmp_path):
