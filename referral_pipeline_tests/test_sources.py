@@ -3,7 +3,6 @@
 import json
 import os
 import threading
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
