@@ -5,12 +5,11 @@
 """
 
 import argparse
-from datetime import date
 
-from referral_pipeline.lib.kpis import KPIS
-from referral_pipeline.lib.quarters import quarter_label
+from referral_pipeline.defs.assets.reports import current_quarter
 from referral_pipeline.defs.partitions import quarterly_partitions
 from referral_pipeline.defs.resources import Dashboard, Warehouse
+from referral_pipeline.lib.kpis import KPIS
 
 
 def latest_overall_rows(warehouse: Warehouse, quarters: int = 4) -> list[tuple]:
@@ -37,7 +36,7 @@ def main() -> None:
         return
     warehouse = Warehouse()
     print(f"Overall KPI rows in {warehouse.resolve()}")
-    in_progress = quarter_label(date.fromisoformat(quarterly_partitions.get_last_partition_key()))
+    in_progress = current_quarter()
     print(f"{'KPI':<36} {'quarter':<8} {'numerator':>9} {'denominator':>11} {'rate_pct':>8}")
     for title, quarter, numerator, denominator, rate in latest_overall_rows(warehouse, args.quarters):
         shown = "NULL" if rate is None else f"{rate:.1f}"

@@ -38,7 +38,7 @@ def _dimensions(facts: Facts) -> list[dict]:
     quarter = {"name": "quarter", "sql": "{CUBE}.quarter", "type": "string", "title": "Quarter",
                "description": "The quarter, e.g. 2025-Q2 (UTC boundaries)."}
     return [key, quarter] + [
-        {"name": c.name, "sql": f"{{CUBE}}.{c.name}", "type": _TYPES[c.type.split()[0]], "description": c.description}
+        {"name": c.name, "sql": f"{{CUBE}}.{c.name}", "type": _TYPES[c.base_type], "description": c.description}
         for c in facts.columns
     ]
 

@@ -40,7 +40,7 @@ def kpi_docs_markdown() -> str:
     for facts in FACTS:
         lines += [f"### `{facts.table}`", "", f"One row per {facts.grain}; reads {', '.join(f'`{t}`' for t in facts.reads)}.", "",
                   "| column | type | meaning |", "|---|---|---|", "| quarter | VARCHAR | The quarter, e.g. 2025-Q2. |"]
-        lines += [f"| {c.name} | {c.type.split()[0]} | {c.description} |" for c in facts.columns]
+        lines += [f"| {c.name} | {c.base_type} | {c.description} |" for c in facts.columns]
         lines.append("")
     lines += [f"## The referral funnel (`{REFERRAL_FUNNEL.table}`)", "",
               "The accounts in the warm-intro scope of each quarter, through the steps, each judged within that "

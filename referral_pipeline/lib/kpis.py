@@ -28,8 +28,13 @@ _PARAMETER = re.compile(r"\$([a-z_]+)")
 @dataclass(frozen=True)
 class FactColumn:
     name: str
-    type: str  # DuckDB type
+    type: str  # DuckDB type, with its constraint (VARCHAR NOT NULL)
     description: str
+
+    @property
+    def base_type(self) -> str:
+        """The type without its constraint: VARCHAR."""
+        return self.type.split()[0]
 
 
 @dataclass(frozen=True)

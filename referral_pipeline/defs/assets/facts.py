@@ -27,7 +27,7 @@ def column_schema(facts: Facts) -> TableSchema:
     return TableSchema(
         columns=[
             TableColumn("quarter", "VARCHAR", description="The quarter, e.g. 2025-Q2 (UTC boundaries)."),
-            *(TableColumn(c.name, c.type.split()[0], description=c.description) for c in facts.columns),
+            *(TableColumn(c.name, c.base_type, description=c.description) for c in facts.columns),
         ]
     )
 
