@@ -1,18 +1,18 @@
 """Accuracy and speed of the referral-intent detector.
 
 Prints precision / recall / F1 overall and per category on each labelled set
-(bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl, the regression
-set; "tuning" and "heldout" = the two halves of fresh/), then times the detector
-on N synthetic ~500-character notes next to one plain regular-expression pass
-over the same notes.
+(bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl and "fresh1" =
+both halves of fresh/, the regression sets; "tuning" and "heldout" = the two
+halves of fresh2/), then times the detector on N synthetic ~500-character notes
+next to one plain regular-expression pass over the same notes.
 
-    python bench/bench_text_signals.py [--sets old,tuning,heldout] [--errors] [--notes N] [--seed S]
+    python bench/bench_text_signals.py [--sets old,fresh1,tuning,heldout] [--errors] [--notes N] [--seed S]
 
-The held-out half is scored only when named in --sets (default: old,tuning).
+The held-out half is scored only when named in --sets (default: old,fresh1,tuning).
 
-`--errors` lists the misclassified notes with their evidence, for the old set and
-the tuning half only: the held-out half is reported in aggregate per category and
-its notes are never printed. `--notes 0` skips the timing.
+`--errors` lists the misclassified notes with their evidence, for every set but
+the held-out half: that one is reported in aggregate per category and its notes
+and errors are never printed. `--notes 0` skips the timing.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def synthetic_notes(count: int, seed: int, candidate_share: float = 0.15) -> lis
 def print_accuracy(name: str, show_errors: bool = False) -> None:
     eval_set = load_named_set(name)
     evidence = predict(eval_set)
-    print(f"== {name}: {EVAL_SETS[name].relative_to(Path(__file__).resolve().parent.parent)} ({len(eval_set)} notes)")
+    root = Path(__file__).resolve().parent.parent
+    files = " + ".join(str(path.relative_to(root)) for path in EVAL_SETS[name])
+    print(f"== {name}: {files} ({len(eval_set)} notes)")
     print(format_table(score_by_category(eval_set, [found is not None for found in evidence])))
     if show_errors and name not in HELD_OUT:
         for note, found in errors(eval_set, evidence):
@@ -131,9 +133,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--sets",
-        default="old,tuning",
-        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,tuning; the held-out half"
-        " only when named, in aggregate)",
+        default="old,fresh1,tuning",
+        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,tuning; the held-out"
+        " half only when named, in aggregate)",
     )
     parser.add_argument(
         "--errors", action="store_true", help="list misclassified notes (never for the held-out half)"

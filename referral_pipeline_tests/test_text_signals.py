@@ -183,13 +183,22 @@ def test_old_eval_set_is_a_regression_set():
     assert overall.recall >= 0.98, overall
 
 
-def test_fresh_tuning_half_meets_targets():
-    """The tuning half of the fresh set (0.981 / 1.000 after issue 11, 0.683 / 0.670 before).
-    The held-out half is a benchmark only (bench/bench_text_signals.py --sets heldout)."""
-    overall = evaluate(load_named_set("tuning"))["ALL"]
-    assert overall.support == 215
-    assert overall.precision >= 0.95, overall
-    assert overall.recall >= 0.97, overall
+def test_first_fresh_set_is_a_regression_set():
+    """Both halves of bench/qbr_signal_eval/fresh/ (round 1; its held-out half is spent):
+    0.892 / 0.919 at d5bcc2c."""
+    overall = evaluate("fresh1")["ALL"]
+    assert overall.support == 430
+    assert overall.precision >= 0.89, overall
+    assert overall.recall >= 0.91, overall
+
+
+def test_second_fresh_tuning_half():
+    """The tuning half of bench/qbr_signal_eval/fresh2/ (0.849 / 0.716 at d5bcc2c). Its held-out
+    half is a benchmark only (bench/bench_text_signals.py --sets heldout), never used in tests."""
+    overall = evaluate("tuning")["ALL"]
+    assert overall.support == 270
+    assert overall.precision >= 0.84, overall
+    assert overall.recall >= 0.71, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -470,7 +479,7 @@ def test_the_screen_run_in_duckdb_passes_every_note_python_would_examine():
     """The pipeline screens notes in DuckDB; no note the detector finds evidence in may be lost."""
     pattern = screen_pattern()
     assert not re.search(r"\\[^ \-]|\(\?[=!<]|\[", pattern), "only literal stems, so RE2 matches as Python"
-    labelled = load_named_set("old") + load_named_set("tuning")
+    labelled = load_named_set("old") + load_named_set("fresh1") + load_named_set("tuning")
     notes = [n.notes for n in labelled] + ["Happy to REFER us", "nothing here", "Zürich: happy to refer"]
     con = duckdb.connect()
     passed = con.execute(

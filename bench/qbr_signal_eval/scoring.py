@@ -9,15 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_EVAL_PATH = Path(__file__).with_name("notes.jsonl")
-FRESH_DIR = Path(__file__).with_name("fresh")
+FRESH1_DIR = Path(__file__).with_name("fresh")
+FRESH2_DIR = Path(__file__).with_name("fresh2")
 
-# The labelled sets by name. "old" is the regression set the rules were tuned on; "tuning" and
-# "heldout" are the two halves of the fresh set (fresh/split.py). The held-out half is a benchmark:
-# score it only in aggregate (per category), never read its notes or its errors while tuning.
-EVAL_SETS = {
-    "old": DEFAULT_EVAL_PATH,
-    "tuning": FRESH_DIR / "tuning.jsonl",
-    "heldout": FRESH_DIR / "heldout.jsonl",
+# The labelled sets by name, each one or more JSON-lines files read in order:
+# - "old": notes.jsonl, the regression set the rules were first tuned on;
+# - "fresh1": both halves of the first fresh set (fresh/split.py); its held-out half has been
+#   spent on its final score, so the whole set is now regression / tuning material;
+# - "tuning" and "heldout": the two halves of the second fresh set (fresh2/split.py). The held-out
+#   half is a benchmark: score it only in aggregate (per category), never read its notes or errors.
+EVAL_SETS: dict[str, tuple[Path, ...]] = {
+    "old": (DEFAULT_EVAL_PATH,),
+    "fresh1": (FRESH1_DIR / "tuning.jsonl", FRESH1_DIR / "heldout.jsonl"),
+    "tuning": (FRESH2_DIR / "tuning.jsonl",),
+    "heldout": (FRESH2_DIR / "heldout.jsonl",),
 }
 HELD_OUT = frozenset({"heldout"})
 
@@ -74,8 +79,8 @@ def load_eval_set(path: str | os.PathLike | None = None) -> list[EvalNote]:
 
 
 def load_named_set(name: str) -> list[EvalNote]:
-    """One of EVAL_SETS by name ("old", "tuning", "heldout")."""
-    return load_eval_set(EVAL_SETS[name])
+    """One of EVAL_SETS by name ("old", "fresh1", "tuning", "heldout"), its files concatenated."""
+    return [note for path in EVAL_SETS[name] for note in load_eval_set(path)]
 
 
 def score(labels: list[bool], predictions: list[bool]) -> Score:
@@ -134,8 +139,8 @@ def format_table(scores: dict[str, Score]) -> str:
 
 
 def errors(eval_set: list[EvalNote], evidence: list[str | None]) -> list[tuple[EvalNote, str | None]]:
-    """The misclassified notes with the detector's evidence (for debugging the old set and the
-    tuning half; never call it on the held-out half)."""
+    """The misclassified notes with the detector's evidence (for debugging "old", "fresh1" and
+    "tuning"; never call it on the held-out half)."""
     return [
         (note, found)
         for note, found in zip(eval_set, evidence, strict=True)
