@@ -90,6 +90,7 @@ WHITE_SPACE = "".join(
                      0x202F, 0x205F, 0x3000)
 )
 _SPACE_CLASS = "[" + "".join(f"\\x{{{ord(c):X}}}" for c in WHITE_SPACE) + "]"
+_WHITE_SPACE_LITERAL = sql_literal(WHITE_SPACE)
 # ISO 8601 in its extended format: a date YYYY-MM-DD (year 0001 to 9999), optionally 'T' (or, as RFC
 # 3339 allows, a space) and a time hh:mm[:ss[.fraction]] (00:00 to 23:59:59, fraction of up to 9
 # digits, '.' or ','), optionally an offset 'Z' or +hh[:mm] / -hh[mm] with hh <= 23, mm <= 59.
@@ -112,8 +113,12 @@ def _text(col: Column) -> str:
     raw = sql_identifier(col.name)
     if col.free_text:
         return f"nullif({raw}, '')"
-    # A regular expression is faster here than trim() with a set of characters.
-    trimmed = f"regexp_replace({raw}, '^{_SPACE_CLASS}+|{_SPACE_CLASS}+$', '', 'g')"
+    # A regular expression is faster here than trim() with a set of characters, and it runs only
+    # where the first or last character is white space (most cells need no trimming).
+    trimmed = (
+        f"CASE WHEN contains({_WHITE_SPACE_LITERAL}, left({raw}, 1)) OR contains({_WHITE_SPACE_LITERAL}, right({raw}, 1)) "
+        f"THEN regexp_replace({raw}, '^{_SPACE_CLASS}+|{_SPACE_CLASS}+$', '', 'g') ELSE {raw} END"
+    )
     return f"lower(nullif({trimmed}, ''))" if col.enum else f"nullif({trimmed}, '')"
 
 
