@@ -199,6 +199,7 @@ class ReferralVocabulary:
     screen: re.Pattern[str]
     trigger: re.Pattern[str]
     outside_party: re.Pattern[str]
+    availability_act: re.Pattern[str]
     context: re.Pattern[str]
     product_context: re.Pattern[str]
     directed: re.Pattern[str]
@@ -227,6 +228,9 @@ class ReferralVocabulary:
     later_answer: re.Pattern[str]
     later_answer_sentences: int
     fuzzy: FuzzyIndex
+    staff_names: tuple[re.Pattern[str], ...]
+    staff_between: str
+    min_name_length: int
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
@@ -326,12 +330,15 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
     return ReferralVocabulary(
         prefilter=re.compile(_trie_pattern(stems)),
         screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
-        # One pass finds both: a shape match is the named group "shape".
+        # One pass finds all three: a shape match is the named group "shape", someone evaluating
+        # us the group "avail".
         trigger=re.compile(
             f"{word_guard}(?:{alternation(data['triggers']['patterns'], word_guard)}"
-            f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)}))"
+            f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)})"
+            f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)}))"
         ),
         outside_party=compile_(data["shapes"]["outside_party"]),
+        availability_act=compile_(data["shapes"]["availability_act"]),
         context=compile_([p for name, group in data["context"].items() if name != "product" for p in group]),
         product_context=compile_(data["context"]["product"]),
         directed=compile_(data["directed"]["pattern"]),
@@ -360,6 +367,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         later_answer=compile_(data["questions"]["later_answer"]),
         later_answer_sentences=int(limits["later_answer_sentences"]),
         fuzzy=fuzzy,
+        staff_names=tuple(re.compile(expand(pattern)) for pattern in data["staff"]["names"]),
+        staff_between=expand(data["staff"]["between"]),
+        min_name_length=int(data["staff"]["min_name_length"]),
     )
 
 
@@ -399,10 +409,13 @@ def _has_cue(cue: re.Pattern[str], text: str, vocab: ReferralVocabulary, context
 
 
 def _answer_is_yes(answer: str, vocab: ReferralVocabulary, label: bool = False) -> bool:
-    """An affirmative answer (or label value) without negation or hedge."""
-    if not (vocab.affirmative.search(answer) or label and vocab.label_affirmative.search(answer)):
+    """An affirmative answer (or label value) without a hedge, and without a negation before it
+    or in its own clause ("yes, no problem, just don't send me more than one a month" is a yes)."""
+    found = vocab.affirmative.search(answer) or label and vocab.label_affirmative.search(answer)
+    if not found:
         return False
-    return not (_has_cue(vocab.negation_before, answer, vocab) or vocab.hedge.search(answer))
+    scope = answer[: found.end()] + _before_first(vocab.clause, answer[found.end() :])
+    return not (_has_cue(vocab.negation_before, scope, vocab) or vocab.hedge.search(answer))
 
 
 def _next_sentence_answers(sentence: str, vocab: ReferralVocabulary) -> bool:
@@ -423,8 +436,23 @@ def _sentence_spans(notes: str, vocab: ReferralVocabulary) -> tuple[list[int], l
     return starts, ends
 
 
+_FIRST_PERSON = re.compile(r"(?:i|we)\b")
+_QUOTES = '"“”'
+
+
+def _quoted_first_person(notes: str, s_start: int, w_start: int, match: re.Match[str]) -> bool:
+    """`match` (in the window starting at w_start) starts with "i" / "we" inside a quotation: the
+    customer speaking ("10:19 RM: \"I can introduce you to Gabriel\""), not our side."""
+    if not _FIRST_PERSON.match(match.group()):
+        return False
+    position = w_start + match.start()
+    return sum(notes.count(quote, s_start, position) for quote in _QUOTES) % 2 == 1
+
+
 # Verdicts of `_judge`.
 NO, YES, YES_WITH_NEXT, UNANSWERED = 0, 1, 2, 3
+# Kinds of trigger match: a trigger word, an introduction by its shape, someone evaluating us.
+TRIGGER, SHAPE, AVAILABILITY = 0, 1, 2
 
 
 def _judge(
@@ -435,7 +463,8 @@ def _judge(
     s_end: int,
     next_sentence: str,
     vocab: ReferralVocabulary,
-    is_shape: bool = False,
+    kind: int = 0,
+    p_start: int = -1,
 ) -> int:
     """Judge one trigger at notes[start:end] (lower-cased text) within sentence [s_start, s_end).
 
@@ -446,16 +475,23 @@ def _judge(
     w_end = min(s_end, end + vocab.window_after)
     window = notes[w_start:w_end]
     t_start, t_end = start - w_start, end - w_start
-    if any(m.start() < t_end and m.end() > t_start for m in vocab.blocker.finditer(window)):
-        return NO
+    for m in vocab.blocker.finditer(window):
+        if m.start() < t_end and m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m):
+            return NO
     # A context that changes what every trigger around it means: an inbound-referral story
     # ("came to us via a referral from ..., who recommended us"), a product feature.
-    if vocab.context.search(window):
-        return NO
+    for m in vocab.context.finditer(window):
+        if not _quoted_first_person(notes, s_start, w_start, m):
+            return NO
     if vocab.product_context.search(window) and not vocab.directed.match(notes, end, w_end):
         return NO
-    # An introduction by its shape needs someone outside the customer in its sentence.
-    if is_shape and not vocab.outside_party.search(notes, s_start, s_end):
+    # An introduction by its shape needs someone outside the customer in its sentence (or the
+    # one before: "her old boss is now COO at Halcyon. She'll set up a dinner with him and our AE").
+    if kind == SHAPE and not vocab.outside_party.search(notes, s_start if p_start < 0 else p_start, s_end):
+        return NO
+    # Someone evaluating us counts only with a way to reach the customer in its sentence
+    # ("any hotelier weighing us up can give her a bell").
+    if kind == AVAILABILITY and not vocab.availability_act.search(notes, s_start, s_end):
         return NO
     before, after = window[:t_start], window[t_end:]
 
@@ -513,21 +549,25 @@ def _lower(notes: str) -> str:
     return lower if len(lower) == len(notes) else notes.replace("\u0130", "i").lower()
 
 
-def _triggers(lower: str, vocab: ReferralVocabulary, position: int = 0) -> Iterator[tuple[int, int, bool]]:
-    """(start, end, is_shape) of the trigger and shape matches, searched only in regions around
-    prefilter hits from `position` on, in order."""
+def _kind(match: re.Match[str]) -> int:
+    return SHAPE if match.start("shape") >= 0 else AVAILABILITY if match.start("avail") >= 0 else TRIGGER
+
+
+def _triggers(lower: str, vocab: ReferralVocabulary, position: int = 0) -> Iterator[tuple[int, int, int]]:
+    """(start, end, kind) of the trigger, shape and evaluator matches, searched only in regions
+    around prefilter hits from `position` on, in order."""
     region_start = region_end = -1
     for hit in vocab.prefilter.finditer(lower, position):
         start, end = max(0, hit.start() - vocab.region_before), hit.end() + vocab.region_after
         if start > region_end:
             if region_end > 0:
                 for m in vocab.trigger.finditer(lower, region_start, region_end):
-                    yield m.start(), m.end(), m.start("shape") >= 0
+                    yield m.start(), m.end(), _kind(m)
             region_start = start
         region_end = max(region_end, end)
     if region_end > 0:
         for m in vocab.trigger.finditer(lower, region_start, region_end):
-            yield m.start(), m.end(), m.start("shape") >= 0
+            yield m.start(), m.end(), _kind(m)
 
 
 def _later_answer(text: str, starts: list[int], ends: list[int], index: int, vocab: ReferralVocabulary) -> int:
@@ -541,6 +581,26 @@ def _later_answer(text: str, starts: list[int], ends: list[int], index: int, voc
     return -1
 
 
+def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
+    """A pattern matching the part of a clause before a trigger when it is one of our staff named
+    in `text` ("Fatima recommended ...": the clause before the trigger is "fatima "), or None."""
+    names = {
+        m.group("name")
+        for pattern in vocab.staff_names
+        for m in pattern.finditer(text)
+        if len(m.group("name")) >= vocab.min_name_length
+    }
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return re.compile(
+        rf"(?:^[^a-z]*|\band\s+|\bthen\s+)(?:{alternatives})\s+(?:{vocab.staff_between}\s+){{0,2}}$"
+    )
+
+
+_NO_STAFF = re.compile(r"(?!)")
+
+
 def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | None:
     """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`.
 
@@ -550,7 +610,8 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     if corrections:
         first_hit = min(first_hit, corrections[0][0])
     spans: tuple[list[int], list[int]] | None = None
-    for start, end, is_shape in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
+    staff: re.Pattern[str] | None = None
+    for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
         if spans is None:
             spans = _sentence_spans(text, vocab)
         starts, ends = spans
@@ -562,7 +623,18 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         if index + 1 < len(starts):
             next_start = starts[index + 1]
             next_sentence = text[next_start : min(ends[index + 1], next_start + vocab.window_after)]
-        verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, is_shape)
+        p_start = -1  # the sentence before, if in the same paragraph
+        if kind == SHAPE and index > 0 and "\n" not in text[ends[index - 1] : s_start]:
+            p_start = starts[index - 1]
+        verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, kind, p_start)
+        if verdict != NO:
+            # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
+            if staff is None:
+                staff = _staff_subject(text, vocab) or _NO_STAFF
+            if staff is not _NO_STAFF:
+                clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
+                if staff.search(clause_before):
+                    continue
         last = s_end
         if verdict == YES_WITH_NEXT:
             last = ends[index + 1]
