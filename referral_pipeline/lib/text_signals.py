@@ -229,6 +229,11 @@ class ReferralVocabulary:
     later_answer_sentences: int
     fuzzy: FuzzyIndex
     staff_names: tuple[re.Pattern[str], ...]
+    domain: re.Pattern[str]
+    handover_family: re.Pattern[str]
+    handover: re.Pattern[str]
+    domain_family: re.Pattern[str]
+    names_us: re.Pattern[str]
     staff_between: str
     min_name_length: int
 
@@ -370,6 +375,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         staff_names=tuple(re.compile(expand(pattern)) for pattern in data["staff"]["names"]),
         staff_between=expand(data["staff"]["between"]),
         min_name_length=int(data["staff"]["min_name_length"]),
+        domain=compile_(data["domain"]["cues"]),
+        handover_family=compile_(data["handover"]["family"]),
+        handover=compile_(data["handover"]["cues"]),
+        domain_family=compile_(data["domain"]["family"]),
+        names_us=compile_(data["domain"]["names_us"]),
     )
 
 
@@ -488,6 +498,14 @@ def _judge(
     # An introduction by its shape needs someone outside the customer in its sentence (or the
     # one before: "her old boss is now COO at Halcyon. She'll set up a dinner with him and our AE").
     if kind == SHAPE and not vocab.outside_party.search(notes, s_start if p_start < 0 else p_start, s_end):
+        return NO
+    # Meeting someone new in a role: "Cormac introduced Ada, she joined last month".
+    if (
+        kind == TRIGGER
+        and vocab.handover_family.match(notes, start)
+        and vocab.handover.search(notes, s_start, s_end)
+        and not vocab.outside_party.search(notes, s_start, s_end)
+    ):
         return NO
     # Someone evaluating us counts only with a way to reach the customer in its sentence
     # ("any hotelier weighing us up can give her a bell").
@@ -611,6 +629,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         first_hit = min(first_hit, corrections[0][0])
     spans: tuple[list[int], list[int]] | None = None
     staff: re.Pattern[str] | None = None
+    domain: bool | None = None
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
         if spans is None:
             spans = _sentence_spans(text, vocab)
@@ -627,6 +646,16 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         if kind == SHAPE and index > 0 and "\n" not in text[ends[index - 1] : s_start]:
             p_start = starts[index - 1]
         verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, kind, p_start)
+        if verdict != NO and kind == TRIGGER and vocab.domain_family.match(text, start):
+            # A note about the customer's own referral / recommendation workflow: the word must
+            # name us ("referred two clinics to us").
+            if domain is None:
+                domain = vocab.domain.search(text) is not None
+            if domain:
+                clause = _after_last(vocab.clause, text[max(s_start, start - 60) : start])
+                clause += _before_first(vocab.clause, text[start : min(s_end, end + 60)])
+                if not vocab.names_us.search(clause):
+                    continue
         if verdict != NO:
             # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
             if staff is None:
