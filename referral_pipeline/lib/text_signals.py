@@ -229,6 +229,9 @@ class ReferralVocabulary:
     later_answer_sentences: int
     fuzzy: FuzzyIndex
     staff_names: tuple[re.Pattern[str], ...]
+    outsider_names: tuple[re.Pattern[str], ...]
+    outsider_first_word: re.Pattern[str]
+    header_length: int
     domain: re.Pattern[str]
     handover_family: re.Pattern[str]
     handover: re.Pattern[str]
@@ -373,6 +376,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         later_answer_sentences=int(limits["later_answer_sentences"]),
         fuzzy=fuzzy,
         staff_names=tuple(re.compile(expand(pattern)) for pattern in data["staff"]["names"]),
+        outsider_names=tuple(re.compile(expand(pattern)) for pattern in data["outsiders"]["names"]),
+        outsider_first_word=re.compile(expand(data["outsiders"]["first_word"]) + "$"),
+        header_length=int(data["outsiders"]["header_length"]),
         staff_between=expand(data["staff"]["between"]),
         min_name_length=int(data["staff"]["min_name_length"]),
         domain=compile_(data["domain"]["cues"]),
@@ -616,6 +622,25 @@ def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | No
     )
 
 
+def _outsider_before(notes: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
+    """A pattern finding, in the part of a sentence before a trigger, an organisation or person the
+    note names as someone other than the customer ("their consultant Meridian RCM"), or None."""
+    header = notes[: vocab.header_length].lower()
+    names = set()
+    for pattern in vocab.outsider_names:
+        for m in pattern.finditer(notes):
+            words = m.group("name").lower().split()
+            if len(words[0]) < vocab.min_name_length or not vocab.outsider_first_word.match(words[0]):
+                continue
+            names.add(" ".join(words))
+            if len(words) > 1 and words[0] not in header:
+                names.add(words[0])
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b(?!.*(?:;|\bbut\b))")
+
+
 _NO_STAFF = re.compile(r"(?!)")
 
 
@@ -629,6 +654,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         first_hit = min(first_hit, corrections[0][0])
     spans: tuple[list[int], list[int]] | None = None
     staff: re.Pattern[str] | None = None
+    outsiders: re.Pattern[str] | None = None
     domain: bool | None = None
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
         if spans is None:
@@ -664,6 +690,11 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
                 if staff.search(clause_before):
                     continue
+            # Someone the note names as another party before it: "Parkline is planning to recommend us".
+            if outsiders is None:
+                outsiders = _outsider_before(notes, vocab) or _NO_STAFF
+            if outsiders is not _NO_STAFF and outsiders.search(text, max(s_start, start - vocab.window_before), start):
+                continue
         last = s_end
         if verdict == YES_WITH_NEXT:
             last = ends[index + 1]
