@@ -228,8 +228,11 @@ class ReferralVocabulary:
     later_answer: re.Pattern[str]
     later_answer_sentences: int
     fuzzy: FuzzyIndex
-    staff_names: tuple[re.Pattern[str], ...]
-    outsider_names: tuple[re.Pattern[str], ...]
+    staff_after: tuple[re.Pattern[str], ...]
+    staff_before: re.Pattern[str]
+    outsider_stems: re.Pattern[str]
+    outsider_after: tuple[re.Pattern[str], ...]
+    outsider_before: re.Pattern[str]
     outsider_first_word: re.Pattern[str]
     header_length: int
     domain: re.Pattern[str]
@@ -375,8 +378,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         later_answer=compile_(data["questions"]["later_answer"]),
         later_answer_sentences=int(limits["later_answer_sentences"]),
         fuzzy=fuzzy,
-        staff_names=tuple(re.compile(expand(pattern)) for pattern in data["staff"]["names"]),
-        outsider_names=tuple(re.compile(expand(pattern)) for pattern in data["outsiders"]["names"]),
+        staff_after=tuple(re.compile(expand(pattern)) for pattern in data["staff"]["after"]),
+        staff_before=compile_(data["staff"]["before"]),
+        outsider_stems=re.compile(_trie_pattern(data["outsiders"]["stems"])),
+        outsider_after=tuple(re.compile(expand(pattern)) for pattern in data["outsiders"]["after"]),
+        outsider_before=compile_(data["outsiders"]["before"]),
         outsider_first_word=re.compile(expand(data["outsiders"]["first_word"]) + "$"),
         header_length=int(data["outsiders"]["header_length"]),
         staff_between=expand(data["staff"]["between"]),
@@ -605,14 +611,28 @@ def _later_answer(text: str, starts: list[int], ends: list[int], index: int, voc
     return -1
 
 
+_WORDS_BEFORE = re.compile(r"([A-Za-z][\w&'’-]*)(?:\s+([A-Za-z][\w&'’-]*))?\s*$")
+
+
+def _names(text: str, after: Iterable[re.Pattern[str]], before: re.Pattern[str]) -> Iterator[list[str]]:
+    """The names (each a list of one or two words) that `after` patterns capture and that precede a
+    `before` match."""
+    for pattern in after:
+        for m in pattern.finditer(text):
+            yield m.group("name").split()
+    for m in before.finditer(text):
+        words = _WORDS_BEFORE.search(text, max(0, m.start() - 40), m.start())
+        if words:
+            yield [word for word in words.groups() if word]
+
+
 def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
     """A pattern matching the part of a clause before a trigger when it is one of our staff named
     in `text` ("Fatima recommended ...": the clause before the trigger is "fatima "), or None."""
     names = {
-        m.group("name")
-        for pattern in vocab.staff_names
-        for m in pattern.finditer(text)
-        if len(m.group("name")) >= vocab.min_name_length
+        words[0]
+        for words in _names(text, vocab.staff_after, vocab.staff_before)
+        if len(words[0]) >= vocab.min_name_length and vocab.outsider_first_word.match(words[0])
     }
     if not names:
         return None
@@ -622,19 +642,19 @@ def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | No
     )
 
 
-def _outsider_before(notes: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
+def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
     """A pattern finding, in the part of a sentence before a trigger, an organisation or person the
     note names as someone other than the customer ("their consultant Meridian RCM"), or None."""
-    header = notes[: vocab.header_length].lower()
+    header = lower[: vocab.header_length]
     names = set()
-    for pattern in vocab.outsider_names:
-        for m in pattern.finditer(notes):
-            words = m.group("name").lower().split()
-            if len(words[0]) < vocab.min_name_length or not vocab.outsider_first_word.match(words[0]):
-                continue
-            names.add(" ".join(words))
-            if len(words) > 1 and words[0] not in header:
-                names.add(words[0])
+    after = vocab.outsider_after if vocab.outsider_stems.search(lower) else ()
+    for words in _names(notes, after, vocab.outsider_before):
+        words = [word.lower() for word in words]
+        if len(words[0]) < vocab.min_name_length or not vocab.outsider_first_word.match(words[0]):
+            continue
+        names.add(" ".join(words))
+        if len(words) > 1 and words[0] not in header:
+            names.add(words[0])
     if not names:
         return None
     alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
@@ -692,7 +712,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                     continue
             # Someone the note names as another party before it: "Parkline is planning to recommend us".
             if outsiders is None:
-                outsiders = _outsider_before(notes, vocab) or _NO_STAFF
+                outsiders = _outsider_before(notes, lower, vocab) or _NO_STAFF
             if outsiders is not _NO_STAFF and outsiders.search(text, max(s_start, start - vocab.window_before), start):
                 continue
         last = s_end
