@@ -2,7 +2,8 @@
 
 A facts table's (or the funnel's) fingerprint for a quarter hashes its rows (the facts are exactly
 what the KPIs aggregate);
-the QBR signals' hashes the notes and tags the detector reads, with the vocabulary. Each
+the QBR signals' hashes the notes and tags the detector reads, with the detector's version (its
+code and vocabulary). Each
 materialisation records the fingerprint of every quarter it wrote; recomputing the rows from
 today's staging tables and finding another fingerprint means that quarter's inputs changed.
 """
@@ -16,7 +17,7 @@ import duckdb
 
 from referral_pipeline.lib.kpis import QBRS_IN_RUN, Facts, Funnel
 from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS
-from referral_pipeline.lib.text_signals import DEFAULT_VOCABULARY_PATH
+from referral_pipeline.lib.detector_memo import DETECTOR_VERSION
 
 SIGNALS_INPUTS = f"SELECT quarter, qbr_id, tags, notes FROM ({QBRS_IN_RUN})"
 
@@ -60,5 +61,5 @@ def current_fingerprints(con: duckdb.DuckDBPyConnection, derived: Facts | Funnel
 
 def signals_fingerprints(con: duckdb.DuckDBPyConnection, referral_tags: list[str]) -> dict[str, str]:
     """Fingerprints of what the QBR signals of the run's quarters are computed from."""
-    setting = (referral_tags, DEFAULT_VOCABULARY_PATH.read_text(encoding="utf-8"))
+    setting = (referral_tags, DETECTOR_VERSION)
     return fingerprints(con, SIGNALS_INPUTS, setting)

@@ -14,6 +14,7 @@ from dagster import (
 from referral_pipeline.defs.assets.staging import STAGING_KEYS
 from referral_pipeline.defs.partitions import quarterly_partitions
 from referral_pipeline.defs.quarterly import QUARTERLY, record_per_quarter, rows_per_quarter, start_run
+from referral_pipeline.lib.detector_memo import DETECTOR_VERSION, prune_memo, remember_sql, unjudged_sql, verdicts_sql
 from referral_pipeline.lib.fingerprints import signals_fingerprints
 from referral_pipeline.lib.kpis import QBRS_IN_RUN
 from referral_pipeline.lib.quarters import IN_RUN, replace_quarters
@@ -55,7 +56,7 @@ SIGNALS_SQL = f"""
 _CANDIDATE = "notes IS NOT NULL AND (strlen(notes) <> length(notes) OR regexp_matches(lower(notes), $screen))"
 _EVIDENCE_SAMPLE = 10
 _NOTES_BATCH = 20_000
-_TEXT_SIGNALS = pa.schema([("qbr_id", pa.string()), ("text_evidence", pa.string())])
+_VERDICTS = pa.schema([("notes_md5", pa.string()), ("evidence", pa.string())])
 ONE_ROW_PER_QBR = "one_row_per_qbr"
 
 
@@ -85,25 +86,36 @@ def qbr_referral_signals(
 ) -> MaterializeResult:
     with warehouse.connect() as con:
         quarters = start_run(context, con)
-        candidates = f"SELECT qbr_id, notes FROM ({QBRS_IN_RUN}) WHERE {_CANDIDATE}"
-        batches = list(con.sql(candidates, params={"screen": screen_pattern()}).to_arrow_reader(_NOTES_BATCH))
-        total = sum(batch.num_rows for batch in batches)
-        [(notes,)] = con.execute(f"SELECT count(notes) FROM ({QBRS_IN_RUN})").fetchall()
+        prune_memo(con)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE candidate_notes AS SELECT qbr_id, notes, md5(notes) AS notes_md5 "
+            f"FROM ({QBRS_IN_RUN}) WHERE {_CANDIDATE}",
+            {"screen": screen_pattern()},
+        )
+        batches = list(con.sql(unjudged_sql("candidate_notes")).to_arrow_reader(_NOTES_BATCH))
+        unjudged = sum(batch.num_rows for batch in batches)
+        [(notes, candidates)] = con.execute(
+            f"SELECT (SELECT count(notes) FROM ({QBRS_IN_RUN})), (SELECT count(*) FROM candidate_notes)"
+        ).fetchall()
         context.log.info(
             f"{notes} QBRs held in {min(quarters.values())}..{max(quarters.values())} have notes; "
-            f"{total} hold a candidate word and go to the detector"
+            f"{candidates} hold a candidate word; {unjudged} distinct texts of them go to the detector "
+            f"(the others were judged before by detector version {DETECTOR_VERSION})"
         )
         evidence = detect_referral_evidence_in_batches(
-            (batch["notes"].to_pylist() for batch in batches), total
+            (batch["notes"].to_pylist() for batch in batches), unjudged
         )
-        text_signals = pa.Table.from_batches(
+        verdicts = pa.Table.from_batches(
             [
-                pa.record_batch([batch["qbr_id"], pa.array(found, pa.string())], schema=_TEXT_SIGNALS)
+                pa.record_batch([batch["notes_md5"], pa.array(found, pa.string())], schema=_VERDICTS)
                 for batch, found in zip(batches, evidence)
             ],
-            schema=_TEXT_SIGNALS,
+            schema=_VERDICTS,
         )
-        con.register("text_signals", text_signals)
+        con.register("verdicts", verdicts)
+        con.execute(remember_sql("verdicts"), {"version": DETECTOR_VERSION})
+        con.unregister("verdicts")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW text_signals AS {verdicts_sql('candidate_notes')}")
         written = replace_quarters(
             con, SIGNALS_TABLE, SIGNALS_DDL, SIGNALS_SQL, {"referral_tags": kpi_config.referral_tags}
         )
