@@ -217,6 +217,8 @@ class ReferralVocabulary:
     clause: re.Pattern[str]
     segment: re.Pattern[str]
     sentence: re.Pattern[str]
+    sentence_unspaced: re.Pattern[str]
+    unspaced_stops: str
     label_separator: re.Pattern[str]
     answer_start: re.Pattern[str]
     label_affirmative: re.Pattern[str]
@@ -241,6 +243,7 @@ class ReferralVocabulary:
     domain_family: re.Pattern[str]
     names_us: re.Pattern[str]
     staff_between: str
+    staff_clause: re.Pattern[str]
     min_name_length: int
 
 
@@ -367,6 +370,8 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         clause=compile_(data["boundaries"]["clause"]),
         segment=compile_(data["boundaries"]["segment"]),
         sentence=compile_(data["boundaries"]["sentence"]),
+        sentence_unspaced=compile_([data["boundaries"]["sentence"], data["boundaries"]["sentence_unspaced"]]),
+        unspaced_stops=data["boundaries"]["unspaced_stops"],
         label_separator=compile_(data["boundaries"]["label_separator"]),
         answer_start=compile_(data["boundaries"]["answer_start"]),
         label_affirmative=compile_(data["boundaries"]["label_affirmative"]),
@@ -386,6 +391,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         outsider_first_word=re.compile(expand(data["outsiders"]["first_word"]) + "$"),
         header_length=int(data["outsiders"]["header_length"]),
         staff_between=expand(data["staff"]["between"]),
+        staff_clause=re.compile(
+            rf"(?:^[^a-z]*|\band\s+|\bthen\s+){expand('{staffname}')}\s+(?:{expand(data['staff']['between'])}\s+){{0,2}}$"
+        ),
         min_name_length=int(data["staff"]["min_name_length"]),
         domain=compile_(data["domain"]["cues"]),
         handover_family=compile_(data["handover"]["family"]),
@@ -445,17 +453,40 @@ def _next_sentence_answers(sentence: str, vocab: ReferralVocabulary) -> bool:
     return bool(vocab.answer_start.search(sentence)) and _answer_is_yes(sentence[: vocab.window_after], vocab)
 
 
-def _sentence_spans(notes: str, vocab: ReferralVocabulary) -> tuple[list[int], list[int]]:
-    starts, ends, position = [], [], 0
-    for match in vocab.sentence.finditer(notes):
-        if match.start() > position:
-            starts.append(position)
-            ends.append(match.start())
-        position = match.end()
-    if position < len(notes):
-        starts.append(position)
-        ends.append(len(notes))
-    return starts, ends
+def _sentence_before(text: str, position: int, sentence: re.Pattern[str]) -> tuple[int, int, int]:
+    """(start of the sentence before, its end, start of the sentence) for the sentence holding
+    `position`; the sentence before is (-1, -1) when there is none. Only the text just before
+    `position` is scanned (wider when a sentence is longer), not the whole note."""
+    reach = 200
+    while True:
+        low = max(0, position - reach)
+        bounds = [(m.start(), m.end()) for m in sentence.finditer(text, low, position)]
+        if len(bounds) >= 2 or low == 0:
+            break
+        reach *= 4
+    s_start = bounds[-1][1] if bounds else 0
+    if not bounds or (bounds[-1][0] == 0 and len(bounds) == 1):
+        return -1, -1, s_start
+    p_end = bounds[-1][0]
+    p_start = bounds[-2][1] if len(bounds) >= 2 else 0
+    return (p_start, p_end, s_start) if p_end > p_start else (-1, -1, s_start)
+
+
+def _sentence_end(text: str, position: int, sentence: re.Pattern[str]) -> tuple[int, int]:
+    """(end of the sentence holding `position`, start of the next one)."""
+    m = sentence.search(text, position)
+    return (m.start(), m.end()) if m else (len(text), len(text))
+
+
+def _following(text: str, position: int, sentence: re.Pattern[str]) -> Iterator[tuple[int, int]]:
+    """(start, end) of the non-empty sentences starting at or after `position` (a sentence start)."""
+    while position < len(text):
+        end, after = _sentence_end(text, position, sentence)
+        if end > position:
+            yield position, end
+        if after <= position:
+            break
+        position = after
 
 
 _FIRST_PERSON = re.compile(r"(?:i|we)\b")
@@ -600,14 +631,17 @@ def _triggers(lower: str, vocab: ReferralVocabulary, position: int = 0) -> Itera
             yield m.start(), m.end(), _kind(m)
 
 
-def _later_answer(text: str, starts: list[int], ends: list[int], index: int, vocab: ReferralVocabulary) -> int:
-    """Index of a later sentence (after the next one) that answers the question of sentence
-    `index` with an explicit marker ("A: yes ...", "came back to it: sí, he'll do it"), or -1."""
-    for later in range(index + 2, min(len(starts), index + 2 + vocab.later_answer_sentences)):
-        sentence = text[starts[later] : ends[later]]
+def _later_answer(text: str, position: int, vocab: ReferralVocabulary, sentences: re.Pattern[str]) -> int:
+    """End of a later sentence, among those from `position` on (the one after the next), that
+    answers a question with an explicit marker ("A: yes ...", "came back to it: sí, he'll do it"),
+    or -1."""
+    for count, (start, end) in enumerate(_following(text, position, sentences)):
+        if count >= vocab.later_answer_sentences:
+            break
+        sentence = text[start:end]
         marker = vocab.later_answer.search(sentence)
         if marker and _answer_is_yes(sentence[marker.end() : marker.end() + vocab.window_after], vocab):
-            return later
+            return end
     return -1
 
 
@@ -672,25 +706,29 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     text, corrections = vocab.fuzzy.correct(lower)
     if corrections:
         first_hit = min(first_hit, corrections[0][0])
-    spans: tuple[list[int], list[int]] | None = None
     staff: re.Pattern[str] | None = None
     outsiders: re.Pattern[str] | None = None
     domain: bool | None = None
+    sentence: tuple[int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1)
+    boundary: re.Pattern[str] | None = None  # the sentence boundaries
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
-        if spans is None:
-            spans = _sentence_spans(text, vocab)
-        starts, ends = spans
-        index = bisect.bisect_right(starts, start) - 1
-        if index < 0 or start >= ends[index]:
+        if not sentence[2] <= start < sentence[3]:
+            # The sentence holding the trigger, the one before it and the one after it.
+            if boundary is None:
+                unspaced = any(stop in text for stop in vocab.unspaced_stops)
+                boundary = vocab.sentence_unspaced if unspaced else vocab.sentence
+            p_start, p_end, s_start = _sentence_before(text, start, boundary)
+            s_end, n_start = _sentence_end(text, start, boundary)
+            n_end = n_start
+            for n_start, n_end in _following(text, n_start, boundary):
+                break
+            sentence = (p_start, p_end, s_start, s_end, n_start, n_end)
+        p_start, p_end, s_start, s_end, n_start, n_end = sentence
+        if start >= s_end:
             continue
-        s_start, s_end = starts[index], ends[index]
-        next_sentence = ""
-        if index + 1 < len(starts):
-            next_start = starts[index + 1]
-            next_sentence = text[next_start : min(ends[index + 1], next_start + vocab.window_after)]
-        p_start = -1  # the sentence before, if in the same paragraph
-        if kind == SHAPE and index > 0 and "\n" not in text[ends[index - 1] : s_start]:
-            p_start = starts[index - 1]
+        next_sentence = text[n_start : min(n_end, n_start + vocab.window_after)]
+        if kind != SHAPE or p_start < 0 or "\n" in text[p_end:s_start]:
+            p_start = -1  # the sentence before counts only in the same paragraph
         verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, kind, p_start)
         if verdict != NO and kind == TRIGGER and vocab.domain_family.match(text, start):
             # A note about the customer's own referral / recommendation workflow: the word must
@@ -704,10 +742,10 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                     continue
         if verdict != NO:
             # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
-            if staff is None:
-                staff = _staff_subject(text, vocab) or _NO_STAFF
-            if staff is not _NO_STAFF:
-                clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
+            clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
+            if vocab.staff_clause.search(clause_before):  # a name could be the subject
+                if staff is None:
+                    staff = _staff_subject(text, vocab) or _NO_STAFF
                 if staff.search(clause_before):
                     continue
             # Someone the note names as another party before it: "Parkline is planning to recommend us".
@@ -717,12 +755,11 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 continue
         last = s_end
         if verdict == YES_WITH_NEXT:
-            last = ends[index + 1]
+            last = n_end
         elif verdict == UNANSWERED:
-            later = _later_answer(text, starts, ends, index, vocab)
-            if later < 0:
+            last = _later_answer(text, n_end, vocab, boundary)
+            if last < 0:
                 continue
-            last = ends[later]
         elif verdict == NO:
             continue
         if corrections:
