@@ -1,5 +1,7 @@
 """Intermediate: the referral signal of every QBR, from its tags and its notes, with evidence."""
 
+import time
+from collections.abc import Iterator
 
 import pyarrow as pa
 from dagster import (
@@ -58,6 +60,23 @@ _EVIDENCE_SAMPLE = 10
 _NOTES_BATCH = 20_000
 _VERDICTS = pa.schema([("notes_md5", pa.string()), ("evidence", pa.string())])
 ONE_ROW_PER_QBR = "one_row_per_qbr"
+_PROGRESS_FROM_NOTES = 100_000  # below this many texts to judge, no progress lines
+_PROGRESS_STEPS = 10
+
+
+def _with_progress(context: AssetExecutionContext, judged: Iterator[tuple[pa.RecordBatch, list]], total: int):
+    """Yield the detector's (batch, verdicts) pairs, logging every tenth of ``total`` texts judged."""
+    done, reported, started = 0, 0, time.monotonic()
+    for batch, found in judged:
+        yield batch, found
+        done += batch.num_rows
+        if total >= _PROGRESS_FROM_NOTES and done < total and done * _PROGRESS_STEPS // total > reported:
+            reported = done * _PROGRESS_STEPS // total
+            elapsed = time.monotonic() - started
+            context.log.info(
+                f"detector: {done:,} of {total:,} texts judged ({done / total:.0%}) in {elapsed:.0f} s, "
+                f"about {elapsed * (total - done) / done:.0f} s left"
+            )
 
 
 @asset(
@@ -108,7 +127,7 @@ def qbr_referral_signals(
         verdicts = pa.Table.from_batches(
             [
                 pa.record_batch([batch["notes_md5"], pa.array(found, pa.string())], schema=_VERDICTS)
-                for batch, found in zip(batches, evidence)
+                for batch, found in _with_progress(context, zip(batches, evidence), unjudged)
             ],
             schema=_VERDICTS,
         )
