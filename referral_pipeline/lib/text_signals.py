@@ -213,6 +213,9 @@ class ReferralVocabulary:
     noun: re.Pattern[str]
     commitment: re.Pattern[str]
     question_opener: re.Pattern[str]
+    statement: re.Pattern[str]
+    completed_after: re.Pattern[str]
+    label_count: re.Pattern[str]
     affirmative: re.Pattern[str]
     clause: re.Pattern[str]
     segment: re.Pattern[str]
@@ -366,6 +369,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         noun=compile_(data["commitment"]["nouns"]),
         commitment=compile_(data["commitment"]["cues"]),
         question_opener=compile_(data["questions"]["openers"]),
+        statement=compile_(data["questions"]["statement"]),
+        completed_after=compile_(data["questions"]["completed_after"]),
+        label_count=compile_(data["boundaries"]["label_count"]),
         affirmative=compile_(data["questions"]["affirmative"]),
         clause=compile_(data["boundaries"]["clause"]),
         segment=compile_(data["boundaries"]["segment"]),
@@ -558,7 +564,11 @@ def _judge(
 
     # Label: "Referral: yes", "Case study - done", "Reference call? no".
     head = notes[max(s_start, start - 40) : start]
-    if start - s_start < 40 and len(_WORD.findall(head)) <= vocab.label_max_words:
+    if (
+        start - s_start < 40
+        and len(_WORD.findall(head)) <= vocab.label_max_words
+        and not vocab.label_count.search(head)  # "two referrals this quarter from Kwabena: ..."
+    ):
         noun = vocab.label_noun.match(notes, start)
         if noun:
             rest = notes[noun.end() : min(s_end, noun.end() + vocab.window_after)]
@@ -576,6 +586,12 @@ def _judge(
 
     # Question: asked about, or the sentence is a question; needs an answer.
     opener = vocab.question_opener.search(segment_before)
+    if opener and not is_question and (
+        vocab.statement.search(segment_before, opener.end()) or vocab.completed_after.match(sentence_rest)
+    ):
+        # Reported, not asked: "brought up on her own that she wants to do a customer story",
+        # "follow up on the referral Marguerite already made".
+        opener = None
     if opener or is_question:
         answer = sentence_rest
         if opener and not vocab.question_opener.search(clause_before):
@@ -658,6 +674,8 @@ def _names(text: str, after: Iterable[re.Pattern[str]], before: re.Pattern[str])
         words = _WORDS_BEFORE.search(text, max(0, m.start() - 40), m.start())
         if words:
             yield [word for word in words.groups() if word]
+            if words.group(2):
+                yield [words.group(2)]  # "a lab in Lyon (not a customer)": "Lyon"
 
 
 def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
