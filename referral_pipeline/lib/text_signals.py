@@ -199,6 +199,7 @@ class ReferralVocabulary:
     screen: re.Pattern[str]
     trigger: re.Pattern[str]
     outside_party: re.Pattern[str]
+    outside_cased: re.Pattern[str]
     availability_act: re.Pattern[str]
     context: re.Pattern[str]
     product_context: re.Pattern[str]
@@ -355,6 +356,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
             f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)}))"
         ),
         outside_party=compile_(data["shapes"]["outside_party"]),
+        outside_cased=re.compile(expand(data["shapes_cased"]["outside_party"])),
         availability_act=compile_(data["shapes"]["availability_act"]),
         context=compile_([p for name, group in data["context"].items() if name != "product" for p in group]),
         product_context=compile_(data["context"]["product"]),
@@ -524,6 +526,7 @@ def _judge(
     vocab: ReferralVocabulary,
     kind: int = 0,
     p_start: int = -1,
+    outside_known: bool = False,
 ) -> int:
     """Judge one trigger at notes[start:end] (lower-cased text) within sentence [s_start, s_end).
 
@@ -546,7 +549,11 @@ def _judge(
         return NO
     # An introduction by its shape needs someone outside the customer in its sentence (or the
     # one before: "her old boss is now COO at Halcyon. She'll set up a dinner with him and our AE").
-    if kind == SHAPE and not vocab.outside_party.search(notes, s_start if p_start < 0 else p_start, s_end):
+    if (
+        kind == SHAPE
+        and not outside_known
+        and not vocab.outside_party.search(notes, s_start if p_start < 0 else p_start, s_end)
+    ):
         return NO
     # Meeting someone new in a role: "Cormac introduced Ada, she joined last month".
     if (
@@ -747,7 +754,13 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         next_sentence = text[n_start : min(n_end, n_start + vocab.window_after)]
         if kind != SHAPE or p_start < 0 or "\n" in text[p_end:s_start]:
             p_start = -1  # the sentence before counts only in the same paragraph
-        verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, kind, p_start)
+        outside_known = False
+        if kind == SHAPE:  # an outside party named with capitals in the original sentence
+            o_start, o_end = (p_start if p_start >= 0 else s_start), s_end
+            if corrections:
+                o_start, o_end = _original_offset(o_start, corrections), _original_offset(o_end, corrections)
+            outside_known = vocab.outside_cased.search(notes, o_start, o_end) is not None
+        verdict = _judge(text, start, end, s_start, s_end, next_sentence, vocab, kind, p_start, outside_known)
         if verdict != NO and kind == TRIGGER and vocab.domain_family.match(text, start):
             # A note about the customer's own referral / recommendation workflow: the word must
             # name us ("referred two clinics to us").
