@@ -334,7 +334,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
     fuzzy_table = data["fuzzy"]
     fuzzy_triggers = [word.lower() for word in fuzzy_table["triggers"]]
     fuzzy = FuzzyIndex(
-        fuzzy_triggers + fuzzy_table["negations"] + fuzzy_table["hedges"],
+        fuzzy_triggers + fuzzy_table["negations"] + fuzzy_table["commitments"] + fuzzy_table["hedges"],
         fuzzy_table["not_typos"],
         fuzzy_table["derived_suffixes"],
         expand(fuzzy_table["token"]),
