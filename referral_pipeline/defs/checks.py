@@ -18,6 +18,7 @@ from referral_pipeline.defs.quarterly import WAREHOUSE_POOL
 from referral_pipeline.lib.kpis import KPIS
 from referral_pipeline.defs.partitions import previous_quarter, quarter_in_progress, quarter_window
 from referral_pipeline.defs.resources import Freshness, Warehouse
+from referral_pipeline.lib.validation import staged_inputs_key
 
 _UNKNOWN_ACCOUNT_SQL = """
     SELECT count(*) FROM staging.{table} t
@@ -32,7 +33,23 @@ _UNRESOLVED_REFERRER_SQL = """
 """
 
 
+# The counts of the last evaluation of each warning check, with what its staging tables were built
+# from: tables built from the same files under the same rules give the same counts.
+CHECK_COUNTS_TABLE = "meta.staging_check_counts"
+CHECK_COUNTS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {CHECK_COUNTS_TABLE} (
+    check_key VARCHAR PRIMARY KEY,   -- the staging table and the check's name
+    inputs_key VARCHAR NOT NULL,     -- staged_inputs_key of the tables it reads, with its SQL
+    rows BIGINT NOT NULL,
+    staged_rows BIGINT NOT NULL,
+    counted_at TIMESTAMPTZ NOT NULL
+)
+"""
+
+
 def _warning_check(table: str, name: str, description: str, sql: str, deps: list) -> AssetChecksDefinition:
+    reads = [table, *(key.path[-1] for key in deps)]
+
     @asset_check(
         asset=STAGING_KEYS[table],
         name=name,
@@ -41,14 +58,32 @@ def _warning_check(table: str, name: str, description: str, sql: str, deps: list
         pool=WAREHOUSE_POOL,
     )
     def _check(warehouse: Warehouse) -> AssetCheckResult:
+        check_key = f"{table}.{name}"
         with warehouse.connect() as con:
-            (rows,) = con.execute(sql).fetchone()
-            (total,) = con.execute(f"SELECT count(*) FROM staging.{table}").fetchone()
+            staged = staged_inputs_key(con, reads)
+            con.execute(CHECK_COUNTS_DDL)
+            inputs = staged and f"{staged}:{sql}"
+            known = con.execute(
+                f"SELECT rows, staged_rows, counted_at FROM {CHECK_COUNTS_TABLE} WHERE check_key = ? AND inputs_key = ?",
+                [check_key, inputs],
+            ).fetchone()
+            if known:
+                rows, total, counted_at = known
+            else:
+                (rows,) = con.execute(sql).fetchone()
+                (total,) = con.execute(f"SELECT count(*) FROM staging.{table}").fetchone()
+                counted_at = None
+                if inputs:
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {CHECK_COUNTS_TABLE} VALUES (?, ?, ?, ?, now())",
+                        [check_key, inputs, rows, total],
+                    )
+        unchanged = f" (staging tables unchanged since they were counted at {counted_at:%Y-%m-%d %H:%M} UTC)" if known else ""
         return AssetCheckResult(
             passed=rows == 0,
             severity=AssetCheckSeverity.WARN,
-            description=f"{rows} of {total} rows of staging.{table}: {description.lower()}",
-            metadata={"rows": rows, "staged_rows": total},
+            description=f"{rows} of {total} rows of staging.{table}: {description.lower()}{unchanged}",
+            metadata={"rows": rows, "staged_rows": total, "counted_again": not known},
         )
 
     return _check

@@ -279,6 +279,17 @@ def _previous_load(con, source: Source, path: Path, column: str, key: str) -> St
     )
 
 
+def staged_inputs_key(con: duckdb.DuckDBPyConnection, sources: list[str]) -> str | None:
+    """A key of what the staging tables of ``sources`` were built from (each one's file content and
+    rules, from ``meta.staged_files``): equal keys mean identical tables. None if one is not recorded."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(LOADS_DDL)
+    rows = con.execute(
+        f"SELECT source, fingerprint FROM {LOADS_TABLE} WHERE list_contains(?, source) ORDER BY source", [sources]
+    ).fetchall()
+    return _sha1(json.dumps(rows)) if len(rows) == len(set(sources)) else None
+
+
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
