@@ -176,7 +176,8 @@ def test_score():
 
 
 def test_old_eval_set_is_a_regression_set():
-    """bench/qbr_signal_eval/notes.jsonl: the rules were tuned on it (1.000 / 0.988 before issue 11)."""
+    """bench/qbr_signal_eval/notes.jsonl: the rules were first tuned on it (1.000 / 0.988 at d5bcc2c
+    and after issue 11 round 2)."""
     overall = evaluate("old")["ALL"]
     assert overall.support == 577
     assert overall.precision >= 0.99, overall
@@ -185,20 +186,21 @@ def test_old_eval_set_is_a_regression_set():
 
 def test_first_fresh_set_is_a_regression_set():
     """Both halves of bench/qbr_signal_eval/fresh/ (round 1; its held-out half is spent):
-    0.892 / 0.919 at d5bcc2c."""
+    0.892 / 0.919 at d5bcc2c, 1.000 / 1.000 after round 2."""
     overall = evaluate("fresh1")["ALL"]
     assert overall.support == 430
-    assert overall.precision >= 0.89, overall
-    assert overall.recall >= 0.91, overall
+    assert overall.precision >= 0.99, overall
+    assert overall.recall >= 0.99, overall
 
 
 def test_second_fresh_tuning_half():
-    """The tuning half of bench/qbr_signal_eval/fresh2/ (0.849 / 0.716 at d5bcc2c). Its held-out
-    half is a benchmark only (bench/bench_text_signals.py --sets heldout), never used in tests."""
+    """The tuning half of bench/qbr_signal_eval/fresh2/ (0.849 / 0.716 at d5bcc2c, 1.000 / 0.986
+    after round 2). Its held-out half is a benchmark only (bench/bench_text_signals.py --sets
+    heldout), never used in tests."""
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 270
-    assert overall.precision >= 0.84, overall
-    assert overall.recall >= 0.71, overall
+    assert overall.precision >= 0.99, overall
+    assert overall.recall >= 0.98, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -490,3 +492,157 @@ def test_the_screen_run_in_duckdb_passes_every_note_python_would_examine():
     examined = [n for n, found in zip(notes, detect_referral_evidence(notes)) if found]
     assert examined and set(examined) <= set(passed)
     assert "nothing here" not in passed
+
+
+# Issue 11, round 2: mechanisms for the kinds of sentence the second fresh set showed (the
+# sentences below are written for the tests, not copied from the labelled notes).
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "Asked if she'd refer us to other practices. OB: \"of course, I'll send names\"",
+        "Q: would he be a reference for other dealers? AK: yes, no problem, just not more than one a month",
+        "Would they refer us to other clinics? Dr. Patel said yes, she'll send two names.",
+        "I asked whether he'd refer us to the other owners. His answer: \"absolutely, send me a one-pager\"",
+        "I asked Ana whether they'd be a reference. Yes - she'd be glad to, though she'd rather not do calls in Q4.",
+    ],
+)
+def test_answers_after_a_speaker_tag_or_someone_saying_it(notes):
+    assert find_referral_evidence(notes) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Any hotelier who's weighing us up can give her a bell.", True),
+        ("- joan said agencies looking at us can call her, no prep needed", True),
+        ("Happy to hop on a call with any of the firms you're talking to.", True),
+        ("If a school is on the fence, they can ring him.", True),
+        ("anyone thinking of buying can dm her on linkedin", True),
+        ("Prospects evaluating us asked for pricing.", False),  # nobody to reach
+        ("He won't take calls from anyone evaluating us.", False),
+    ],
+)
+def test_someone_evaluating_us_needs_a_way_to_reach_the_customer(text, found):
+    assert (find_referral_evidence(text) is not None) is found
+
+
+def test_our_staff_named_in_the_attendee_list_as_subject():
+    header = "Attendees: Lena Ortiz (Head of Ops), Phil Okoro (our SE), Rebecca Stone (AE), me\n"
+    assert find_referral_evidence(header + "- Phil recommended the sensor pilot before a fleet rollout.") is None
+    assert find_referral_evidence(header + "- Rebecca put Lena in touch with the ops lead at Harwood Rail.") is None
+    assert find_referral_evidence(header + "- Lena said she'll introduce us to the ops lead at Harwood Rail.")
+    assert find_referral_evidence(header + "- Lena told Rebecca she'll introduce us to the COO at Harwood Rail.")
+
+
+def test_i_and_we_inside_a_quotation_are_the_customer():
+    assert find_referral_evidence('10:19 RM: "I can introduce you to Gabriel, he runs revenue at Miramar"')
+    assert find_referral_evidence("I can introduce them to our partner in Leeds.") is None
+
+
+def test_a_note_about_the_customers_own_referral_workflow():
+    notes = (
+        "Patient referral module: 2,300 referrals processed in Q2, triage time down 40%.\n"
+        "- Steve wants referral rejection reasons reportable\n"
+        "- Dr. Marsh happy to refer us to the other trusts in the region"
+    )
+    assert find_referral_evidence(notes) == "- Dr. Marsh happy to refer us to the other trusts in the region"
+    assert find_referral_evidence(notes.rsplit("\n", 1)[0]) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cormac introduced Ada, she joined from Diageo last month.",
+        "Intros: Laura was introduced to the account team - she's taking over budget ownership.",
+        "Intro'd Nikhil to the team as the new AE.",
+        "Paul introduced us to his successor, Ines, who takes over in March.",
+    ],
+)
+def test_introductions_of_someone_new_in_a_role_are_meeting_people(text):
+    assert find_referral_evidence(text) is None
+
+
+def test_an_introduction_with_a_handover_word_and_an_outside_party_is_still_a_signal():
+    assert find_referral_evidence("Sam will introduce us to the CFO at Brightline, who has just joined there.")
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "QBR - Halcyon Retail Group, quarterly review with the eCommerce and IT leadership team\n"
+        "Attendees: Victor (CIO), Nikhil Joshi (their consultant from Parkline Advisory)\n"
+        "13:10 NJ: Parkline is planning to recommend us to two other retail clients.",
+        "QBR Alderbank Clinics - Rhiannon Price (ops), scheduling and billing review for Q3\n"
+        "Their billing consultant Meridian RCM uses us everywhere. Meridian's founder offered to be a reference.",
+        "TRELAWNEY FOODS - Q1\nMariana from Trelawney Iberia (their sister company) was there.\n"
+        "Mariana said Trelawney Iberia wants to recommend us to the other companies in the cluster.",
+        "- their impl partner (Brightline Consulting) told us in the mtg they'd recommend us to other clients",
+    ],
+)
+def test_third_parties_named_in_the_note(notes):
+    assert find_referral_evidence(notes) is None
+
+
+def test_the_customer_named_like_a_third_party_is_still_the_customer():
+    notes = (
+        "TRELAWNEY FOODS - Q1\nMariana from Trelawney Iberia (their sister company) was there.\n"
+        "Hugh said Trelawney will happily recommend us to the cluster."
+    )
+    assert find_referral_evidence(notes) == "Hugh said Trelawney will happily recommend us to the cluster."
+
+
+def test_a_count_before_a_label_noun_is_a_statement():
+    assert find_referral_evidence("- two referrals this quarter from Kwabena: Tarn Design and Brevik Marine")
+    assert find_referral_evidence("Referrals: none this quarter") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Brought up on her own that she wants to do a customer story with us.",
+        "Sales: follow up on the referral Marguerite already made to Bellhaven Radiology.",
+        "referral_intent: Y - Kevin will send names this week",
+    ],
+)
+def test_reported_statements_and_the_contract_tag(text):
+    assert find_referral_evidence(text) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("He cc'd Tom Ashby from Ashby Cellars on the thread and told him to talk to our AE.", True),
+        ("Priya shared our proposal with Dr. Tom Iveson of Iveson Orthodontics.", True),
+        ("She cc'd Mark from IT on the thread.", False),
+        ("Forwarded our proposal to Priya from Procurement for sign-off.", False),
+    ],
+)
+def test_an_outside_party_named_with_capitals(text, found):
+    assert (find_referral_evidence(text) is not None) is found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- rui sent them to us directly, AE has a demo booked",
+        "Sent us 2 warm leads this quarter.",
+        "already sent our way 2 leads this qtr",
+        "\"I tell every vet I meet to switch to you\"",
+        "She's bringing Henrik Sand, COO at Sandvik Marine, as her guest to our customer day.",
+        "set up a 3-way call w/ Ravi (VP at Lakemont) and our AE",
+        "kofi agreed to co-present w/ us at our summit in Nov",
+        "agred to a case study on the rollout",
+    ],
+)
+def test_referrals_and_introductions_in_other_words(text):
+    assert find_referral_evidence(text) is not None
+
+
+def test_the_sentence_of_a_trigger_is_found_without_splitting_the_whole_note():
+    filler = "Usage is up. Renewal is in May! Tickets are down? " * 40
+    notes = filler + "Would they refer us? Yes, gladly. " + filler
+    assert find_referral_evidence(notes) == "Would they refer us? Yes, gladly."
+    cjk = "顧客は満足している。紹介の件。Would they refer us? Yes, gladly."
+    assert find_referral_evidence(cjk) == "Would they refer us? Yes, gladly."
