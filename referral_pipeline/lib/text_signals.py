@@ -819,7 +819,13 @@ def detect_referral_evidence(
     screen = vocab.screen.search
     results: list[str | None] = []
     for note in notes:
-        hit = screen(lower := _lower(note)) if note else None
+        if not note:
+            results.append(None)
+            continue
+        lower = note.lower()  # _lower, inlined: this loop runs for every note
+        if len(lower) != len(note):
+            lower = note.replace("\u0130", "i").lower()
+        hit = screen(lower)
         results.append(_evidence(note, lower, vocab, hit.start()) if hit else None)
     return results
 
