@@ -2,7 +2,7 @@
 
 import duckdb
 
-from referral_pipeline.lib.detector_memo import DETECTOR_VERSION, MEMO_TABLE
+from referral_pipeline.lib.detector_memo import detector_version, MEMO_TABLE
 from referral_pipeline_tests.fixtures import SourceSet, account, qbr
 
 Q2 = "2025-04-01"
@@ -33,8 +33,8 @@ def test_a_note_text_is_judged_once_and_its_verdict_reused(pipeline):
     evidence = "They offered to introduce us to their CFO."
     assert _signals(pipeline) == [("Q1", evidence), ("Q2", evidence), ("Q3", None), ("Q4", None)]
     assert pipeline.query(f"SELECT notes_md5, detector_version, evidence FROM {MEMO_TABLE} ORDER BY evidence") == [
-        (pipeline.query("SELECT md5(?)", [OFFER])[0][0], DETECTOR_VERSION, evidence),
-        (pipeline.query("SELECT md5(?)", [PLAIN])[0][0], DETECTOR_VERSION, None),
+        (pipeline.query("SELECT md5(?)", [OFFER])[0][0], detector_version(), evidence),
+        (pipeline.query("SELECT md5(?)", [PLAIN])[0][0], detector_version(), None),
     ]
 
     # A verdict in the memo is used as it stands: the text is not judged again.
@@ -46,7 +46,7 @@ def test_a_note_text_is_judged_once_and_its_verdict_reused(pipeline):
     _edit_memo(pipeline, f"UPDATE {MEMO_TABLE} SET detector_version = ?", ["an older detector"])
     pipeline.run(Q2)
     assert _signals(pipeline) == [("Q1", evidence), ("Q2", evidence), ("Q3", None), ("Q4", None)]
-    assert pipeline.query(f"SELECT DISTINCT detector_version FROM {MEMO_TABLE}") == [(DETECTOR_VERSION,)]
+    assert pipeline.query(f"SELECT DISTINCT detector_version FROM {MEMO_TABLE}") == [(detector_version(),)]
 
 
 def test_verdicts_of_texts_no_longer_staged_are_dropped(pipeline):

@@ -3,7 +3,7 @@
 The notes detector is a pure function of a note's text, the vocabulary and the detector's code
 (and of Python's Unicode tables, through lower-casing). ``intermediate.detector_memo`` keeps its
 verdict (the evidence, NULL for none) for every note text it has judged, keyed by the text's MD5,
-under ``DETECTOR_VERSION``; a run judges only the texts it has no verdict for. Re-running a quarter
+under ``detector_version()``; a run judges only the texts it has no verdict for. Re-running a quarter
 whose notes did not change, or the daily refresh of the quarter in progress, then costs a lookup,
 not the detector. Verdicts of another detector version, and of texts no staged note holds any more,
 are deleted at the start of each run.
@@ -11,6 +11,7 @@ are deleted at the start of each run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import unicodedata
@@ -22,22 +23,21 @@ MEMO_TABLE = "intermediate.detector_memo"
 MEMO_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MEMO_TABLE} (
     notes_md5 VARCHAR NOT NULL,         -- md5 of the note's text
-    detector_version VARCHAR NOT NULL,  -- DETECTOR_VERSION of the verdict
+    detector_version VARCHAR NOT NULL,  -- detector_version() of the verdict
     evidence VARCHAR                    -- the detector's evidence; NULL: no signal in the text
 )
 """
 
 
-def _detector_version() -> str:
+@functools.cache
+def detector_version() -> str:
+    """What a verdict depends on besides the text: the detector's code, its vocabulary, Python's
+    Unicode (read once per process, when first asked, not when the definitions are imported)."""
     digest = hashlib.sha256()
     for path in (Path(text_signals.__file__), text_signals.DEFAULT_VOCABULARY_PATH):
         digest.update(path.read_bytes())
     digest.update(f"{sys.version_info[:2]}:{unicodedata.unidata_version}".encode())
     return digest.hexdigest()[:16]
-
-
-# What a verdict depends on besides the text: the detector's code, its vocabulary, Python's Unicode.
-DETECTOR_VERSION = _detector_version()
 
 
 def prune_memo(con) -> None:
@@ -50,7 +50,7 @@ def prune_memo(con) -> None:
         WHERE detector_version <> $version
            OR notes_md5 NOT IN (SELECT md5(notes) FROM staging.qbr_notes WHERE notes IS NOT NULL)
         """,
-        {"version": DETECTOR_VERSION},
+        {"version": detector_version()},
     )
 
 

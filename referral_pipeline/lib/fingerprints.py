@@ -17,7 +17,7 @@ import duckdb
 
 from referral_pipeline.lib.kpis import QBRS_IN_RUN, Facts, Funnel
 from referral_pipeline.lib.quarters import IN_RUN, RUN_QUARTERS
-from referral_pipeline.lib.detector_memo import DETECTOR_VERSION
+from referral_pipeline.lib.detector_memo import detector_version
 
 SIGNALS_INPUTS = f"SELECT quarter, qbr_id, tags, notes FROM ({QBRS_IN_RUN})"
 
@@ -61,5 +61,5 @@ def current_fingerprints(con: duckdb.DuckDBPyConnection, derived: Facts | Funnel
 
 def signals_fingerprints(con: duckdb.DuckDBPyConnection, referral_tags: list[str]) -> dict[str, str]:
     """Fingerprints of what the QBR signals of the run's quarters are computed from."""
-    setting = (referral_tags, DETECTOR_VERSION)
+    setting = (referral_tags, detector_version())
     return fingerprints(con, SIGNALS_INPUTS, setting)

@@ -16,7 +16,7 @@ from dagster import (
 from referral_pipeline.defs.assets.staging import STAGING_KEYS
 from referral_pipeline.defs.partitions import quarterly_partitions
 from referral_pipeline.defs.quarterly import QUARTERLY, record_per_quarter, rows_per_quarter, start_run
-from referral_pipeline.lib.detector_memo import DETECTOR_VERSION, prune_memo, remember_sql, unjudged_sql, verdicts_sql
+from referral_pipeline.lib.detector_memo import detector_version, prune_memo, remember_sql, unjudged_sql, verdicts_sql
 from referral_pipeline.lib.fingerprints import signals_fingerprints
 from referral_pipeline.lib.kpis import QBRS_IN_RUN
 from referral_pipeline.lib.quarters import IN_RUN, replace_quarters
@@ -119,7 +119,7 @@ def qbr_referral_signals(
         context.log.info(
             f"{notes} QBRs held in {min(quarters.values())}..{max(quarters.values())} have notes; "
             f"{candidates} hold a candidate word; {unjudged} distinct texts of them go to the detector "
-            f"(the others were judged before by detector version {DETECTOR_VERSION})"
+            f"(the others were judged before by detector version {detector_version()})"
         )
         evidence = detect_referral_evidence_in_batches(
             (batch["notes"].to_pylist() for batch in batches), unjudged
@@ -132,7 +132,7 @@ def qbr_referral_signals(
             schema=_VERDICTS,
         )
         con.register("verdicts", verdicts)
-        con.execute(remember_sql("verdicts"), {"version": DETECTOR_VERSION})
+        con.execute(remember_sql("verdicts"), {"version": detector_version()})
         con.unregister("verdicts")
         con.execute(f"CREATE OR REPLACE TEMP VIEW text_signals AS {verdicts_sql('candidate_notes')}")
         written = replace_quarters(
