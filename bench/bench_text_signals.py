@@ -2,13 +2,13 @@
 
 Prints precision / recall / F1 overall and per category on each labelled set
 (bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl and "fresh1" =
-both halves of fresh/, the regression sets; "tuning" and "heldout" = the two
-halves of fresh2/), then times the detector on N synthetic ~500-character notes
+both halves of fresh/ and "fresh2" = both halves of fresh2/, the regression sets;
+"tuning" and "heldout" = the two halves of fresh3/, round 3), then times the detector on N synthetic ~500-character notes
 next to one plain regular-expression pass over the same notes.
 
-    python bench/bench_text_signals.py [--sets old,fresh1,tuning,heldout] [--errors] [--notes N] [--seed S]
+    python bench/bench_text_signals.py [--sets old,fresh1,fresh2,tuning,heldout] [--errors] [--notes N] [--seed S]
 
-The held-out half is scored only when named in --sets (default: old,fresh1,tuning).
+The held-out half is scored only when named in --sets (default: old,fresh1,fresh2,tuning).
 
 `--errors` lists the misclassified notes with their evidence, for every set but
 the held-out half: that one is reported in aggregate per category and its notes
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--sets",
-        default="old,fresh1,tuning",
+        default="old,fresh1,fresh2,tuning",
         help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,tuning; the held-out"
         " half only when named, in aggregate)",
     )

@@ -193,14 +193,13 @@ def test_first_fresh_set_is_a_regression_set():
     assert overall.recall >= 0.99, overall
 
 
-def test_second_fresh_tuning_half():
-    """The tuning half of bench/qbr_signal_eval/fresh2/ (0.849 / 0.716 at d5bcc2c, 1.000 / 0.986
-    after round 2). Its held-out half is a benchmark only (bench/bench_text_signals.py --sets
-    heldout), never used in tests."""
-    overall = evaluate("tuning")["ALL"]
-    assert overall.support == 270
-    assert overall.precision >= 0.99, overall
-    assert overall.recall >= 0.98, overall
+def test_second_fresh_set_is_a_regression_set():
+    """Both halves of bench/qbr_signal_eval/fresh2/ (round 2; its held-out half is spent): tuning
+    1.000 / 0.986 and held-out 0.850 / 0.850 after round 2, 0.929 / 0.922 together at fa5a7cc."""
+    overall = evaluate("fresh2")["ALL"]
+    assert overall.support == 540
+    assert overall.precision >= 0.92, overall
+    assert overall.recall >= 0.92, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -481,7 +480,7 @@ def test_the_screen_run_in_duckdb_passes_every_note_python_would_examine():
     """The pipeline screens notes in DuckDB; no note the detector finds evidence in may be lost."""
     pattern = screen_pattern()
     assert not re.search(r"\\[^ \-]|\(\?[=!<]|\[", pattern), "only literal stems, so RE2 matches as Python"
-    labelled = load_named_set("old") + load_named_set("fresh1") + load_named_set("tuning")
+    labelled = [n for name in ("old", "fresh1", "fresh2", "tuning") for n in load_named_set(name)]
     notes = [n.notes for n in labelled] + ["Happy to REFER us", "nothing here", "Zürich: happy to refer"]
     con = duckdb.connect()
     passed = con.execute(

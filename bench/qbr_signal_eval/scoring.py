@@ -11,18 +11,22 @@ from pathlib import Path
 DEFAULT_EVAL_PATH = Path(__file__).with_name("notes.jsonl")
 FRESH1_DIR = Path(__file__).with_name("fresh")
 FRESH2_DIR = Path(__file__).with_name("fresh2")
+FRESH3_DIR = Path(__file__).with_name("fresh3")
 
 # The labelled sets by name, each one or more JSON-lines files read in order:
 # - "old": notes.jsonl, the regression set the rules were first tuned on;
 # - "fresh1": both halves of the first fresh set (fresh/split.py); its held-out half has been
 #   spent on its final score, so the whole set is now regression / tuning material;
-# - "tuning" and "heldout": the two halves of the second fresh set (fresh2/split.py). The held-out
-#   half is a benchmark: score it only in aggregate (per category), never read its notes or errors.
+# - "fresh2": both halves of the second fresh set (fresh2/split.py), likewise spent (round 2);
+# - "tuning" and "heldout": the two halves of the third fresh set (fresh3/split.py, round 3). The
+#   held-out half is a benchmark: score it only in aggregate (per category), never read its notes
+#   or errors.
 EVAL_SETS: dict[str, tuple[Path, ...]] = {
     "old": (DEFAULT_EVAL_PATH,),
     "fresh1": (FRESH1_DIR / "tuning.jsonl", FRESH1_DIR / "heldout.jsonl"),
-    "tuning": (FRESH2_DIR / "tuning.jsonl",),
-    "heldout": (FRESH2_DIR / "heldout.jsonl",),
+    "fresh2": (FRESH2_DIR / "tuning.jsonl", FRESH2_DIR / "heldout.jsonl"),
+    "tuning": (FRESH3_DIR / "tuning.jsonl",),
+    "heldout": (FRESH3_DIR / "heldout.jsonl",),
 }
 HELD_OUT = frozenset({"heldout"})
 
