@@ -14,6 +14,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 import duckdb
 import pytest
@@ -508,6 +509,13 @@ def test_kpi_chart_metadata_embeds_the_trend_chart_as_svg(con):
     match = re.search(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", chart)
     svg = base64.b64decode(match[1]).decode()
     assert svg.startswith("<svg") and ">partial</text>" in svg and ">37.5%</text>" in svg
+    drawn = ElementTree.fromstring(svg)  # well-formed XML, or a browser shows a broken image
+    bars = [r for r in drawn.iter("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
+    tips = [bar.find("{http://www.w3.org/2000/svg}title").text for bar in bars]
+    assert tips[-2:] == ["2026-Q3 (closed quarter): 37.5%, 9 of 24, change +12.5 pp",
+                         "2026-Q4 (quarter in progress (partial)): 12.5%, 1 of 8, change −25.0 pp"]
+    heights = {tip.split()[0]: float(bar.get("height")) for tip, bar in zip(tips, bars)}
+    assert heights["2026-Q3"] == pytest.approx(3 * heights["2026-Q4"])  # 37.5% is three times 12.5%
     assert "| 2026-Q4 (partial: in progress) | 12.5% | 1 | 8 | −25.0 pp |" in chart
     assert "| 2026-Q3 | 37.5% | 9 | 24 | +12.5 pp |" in chart
     latest = metadata["latest"].value

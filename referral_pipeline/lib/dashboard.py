@@ -2,8 +2,8 @@
 
 Every chart is a Vega-Lite spec built with altair and drawn in the browser by Vega, from the bundle of
 Vega, Vega-Lite and Vega-Embed that vl-convert ships, inlined in the file: no CDN, no server, and a
-Content-Security-Policy that forbids any request. The same trend chart renders to SVG without a
-browser (vl-convert) for the markdown metadata that the Dagster UI shows (``kpi_trend_markdown``).
+Content-Security-Policy that forbids any request. For the markdown metadata the Dagster UI shows
+(``kpi_trend_markdown``), the same trend chart is drawn as plain SVG in Python (``trend_svg``).
 
 It reads the KPI tables, ``kpi.referral_funnel`` and ``meta.staged_files``, and the modification
 times of the exports; a table not there yet is said so on the page, not an error.
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -427,9 +429,64 @@ def inline_bundle() -> str:
     return bundle
 
 
-def chart_svg(chart: alt.TopLevelMixin) -> str:
-    """The chart drawn as SVG, without a browser."""
-    return vlc.vegalite_to_svg(chart.to_dict(), vl_version=VEGA_LITE_VERSION)
+def _nice_top(value: float) -> tuple[float, float]:
+    """An axis maximum at or above ``value`` and its tick step (1, 2 or 5 times a power of ten)."""
+    value = max(value, 1.0)
+    magnitude = 10 ** math.floor(math.log10(value / 4))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if value / (m * magnitude) <= 5)
+    return math.ceil(value / step) * step, step
+
+
+def trend_svg(trend: pd.DataFrame, title: str, step: int = 36, height: int = 200) -> str:
+    """The trend chart (``trend_chart``'s bars, values and ``partial`` tag) drawn as plain SVG in
+    Python, for the Dagster UI's markdown: no browser, no JavaScript engine to start in the step."""
+    frame = _trend_frame(trend)
+    left, top, bottom, right = 46, 48, 62, 12
+    width = max(len(frame), 1) * step
+    y_max, y_step = _nice_top(float(frame["label_y"].max()) if len(frame) else 0.0)
+    y = lambda v: top + height - height * v / y_max  # noqa: E731
+    esc = functools.partial(html.escape, quote=True)
+    font = 'font-family="Helvetica, Arial, sans-serif" font-size="11"'
+    text = f'{font} fill="#1f2933"'
+    canvas = max(left + width + right, left + 7 * len(title), left + 320)  # room for the title and legend
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas}" height="{top + height + bottom}" '
+        f'viewBox="0 0 {canvas} {top + height + bottom}">',
+        '<rect width="100%" height="100%" fill="#ffffff"/>',
+        f'<text x="{left}" y="16" font-family="Helvetica, Arial, sans-serif" font-size="13" fill="#1f2933" '
+        f'font-weight="bold">{esc(title)}</text>',
+    ]
+    for i, (label, colour, extra) in enumerate(
+        [(CLOSED, CLOSED_COLOR, ""), (PARTIAL, PARTIAL_COLOR, ' stroke="#1a4d8f" stroke-dasharray="4 3"')]
+    ):
+        x = left + i * 110
+        out.append(f'<rect x="{x}" y="25" width="10" height="10" fill="{colour}"{extra}/>')
+        out.append(f'<text x="{x + 14}" y="34" {text}>{esc(label)}</text>')
+    ticks = int(round(y_max / y_step))
+    for t in range(ticks + 1):
+        value = t * y_step
+        out.append(f'<line x1="{left}" x2="{left + width}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e4e7eb"/>')
+        out.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" {text} text-anchor="end">{value:g}</text>')
+    out.append(f'<text transform="translate(12 {top + height / 2:.0f}) rotate(-90)" {text} '
+               f'text-anchor="middle" font-weight="bold">Rate (%)</text>')
+    for i, row in enumerate(frame.astype(object).itertuples()):
+        x, bar = left + i * step + step * 0.1, step * 0.8
+        partial = row.status == PARTIAL
+        colour = PARTIAL_COLOR if partial else CLOSED_COLOR
+        outline = ' stroke="#1a4d8f" stroke-width="1.5" stroke-dasharray="4 3"' if partial else ""
+        tip = f"{row.quarter} ({row.status}): {row.rate_text}, {row.n_of_d}, change {row.change_text}"
+        out.append(f'<rect x="{x:.1f}" y="{y(row.label_y):.1f}" width="{bar:.1f}" '
+                   f'height="{top + height - y(row.label_y):.1f}" fill="{colour}"{outline}><title>{esc(tip)}</title></rect>')
+        centre = x + bar / 2
+        out.append(f'<text x="{centre:.1f}" y="{y(row.label_y) - 6:.1f}" {text} text-anchor="middle">{esc(row.rate_text)}</text>')
+        if partial:
+            out.append(f'<text x="{centre:.1f}" y="{y(row.label_y) - 20:.1f}" {font} text-anchor="middle" '
+                       f'font-style="italic" font-weight="bold" fill="#1a4d8f">partial</text>')
+        out.append(f'<text transform="translate({centre + 3:.1f} {top + height + 10}) rotate(-40)" {text} '
+                   f'text-anchor="end">{esc(row.quarter)}</text>')
+    out.append(f'<line x1="{left}" x2="{left + width}" y1="{top + height}" y2="{top + height}" stroke="#52606d"/>')
+    out.append("</svg>")
+    return "".join(out)
 
 
 # --- the Dagster UI's view of one KPI ------------------------------------------------------------
@@ -457,7 +514,7 @@ def kpi_trend_markdown(con: duckdb.DuckDBPyConnection, kpi, current_quarter: str
     trend = kpi_trend(con, kpi.table, current_quarter)
     if trend.empty:
         return f"**{kpi.title}**: no quarter materialised yet."
-    svg = chart_svg(trend_chart(trend, f"{kpi.title} by quarter", step=36, height=200))
+    svg = trend_svg(trend, f"{kpi.title} by quarter", step=36, height=200)
     image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     lines = [
         f"**{kpi.title}** = {kpi.formula}",
