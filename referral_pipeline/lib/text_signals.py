@@ -246,6 +246,9 @@ class ReferralVocabulary:
     handover: re.Pattern[str]
     domain_family: re.Pattern[str]
     names_us: re.Pattern[str]
+    summary_line: re.Pattern[str]
+    our_speaker: re.Pattern[str]
+    speaker: re.Pattern[str]
     staff_between: str
     staff_clause: re.Pattern[str]
     min_name_length: int
@@ -408,6 +411,9 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         handover=compile_(data["handover"]["cues"]),
         domain_family=compile_(data["domain"]["family"]),
         names_us=compile_(data["domain"]["names_us"]),
+        summary_line=compile_(data["summary_line"]["pattern"]),
+        our_speaker=compile_(data["summary_line"]["our_speaker"]),
+        speaker=compile_(data["summary_line"]["speaker"]),
     )
 
 
@@ -501,13 +507,31 @@ _FIRST_PERSON = re.compile(r"(?:i|we)\b")
 _QUOTES = '"“”'
 
 
-def _quoted_first_person(notes: str, s_start: int, w_start: int, match: re.Match[str]) -> bool:
-    """`match` (in the window starting at w_start) starts with "i" / "we" inside a quotation: the
-    customer speaking ("10:19 RM: \"I can introduce you to Gabriel\""), not our side."""
+_SINGLE_OPEN = re.compile(r"(?<![\w'‘’])['‘](?=\w)")
+_SINGLE_CLOSE = re.compile(r"(?<=[\w.,!?])['’](?![\w'’])")
+
+
+def _quoted_first_person(
+    notes: str, s_start: int, w_start: int, match: re.Match[str], vocab: ReferralVocabulary | None = None
+) -> bool:
+    """`match` (in the window starting at w_start) starts with "i" / "we" inside a quotation or
+    after a customer's speaker tag: the customer speaking ("10:19 RM: \"I can introduce you to
+    Gabriel\"", "Helena: 'If you ship it, I'll introduce you'", "Luis (cust): I'll introduce you
+    to their group CIO"), not our side."""
     if not _FIRST_PERSON.match(match.group()):
         return False
     position = w_start + match.start()
-    return sum(notes.count(quote, s_start, position) for quote in _QUOTES) % 2 == 1
+    if sum(notes.count(quote, s_start, position) for quote in _QUOTES) % 2 == 1:
+        return True
+    opened = None
+    for opened in _SINGLE_OPEN.finditer(notes, s_start, position):
+        pass
+    if opened is not None and not _SINGLE_CLOSE.search(notes, opened.end(), position):
+        return True
+    if vocab is None:
+        return False
+    line_start = notes.rfind("\n", 0, position) + 1
+    return vocab.speaker.match(notes, line_start, position) is not None
 
 
 # Verdicts of `_judge`.
@@ -538,12 +562,12 @@ def _judge(
     window = notes[w_start:w_end]
     t_start, t_end = start - w_start, end - w_start
     for m in vocab.blocker.finditer(window):
-        if m.start() < t_end and m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m):
+        if m.start() < t_end and m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m, vocab):
             return NO
     # A context that changes what every trigger around it means: an inbound-referral story
     # ("came to us via a referral from ..., who recommended us"), a product feature.
     for m in vocab.context.finditer(window):
-        if not _quoted_first_person(notes, s_start, w_start, m):
+        if not _quoted_first_person(notes, s_start, w_start, m, vocab):
             return NO
     if vocab.product_context.search(window) and not vocab.directed.match(notes, end, w_end):
         return NO
@@ -663,8 +687,14 @@ def _later_answer(text: str, position: int, vocab: ReferralVocabulary, sentences
             break
         sentence = text[start:end]
         marker = vocab.later_answer.search(sentence)
-        if marker and _answer_is_yes(sentence[marker.end() : marker.end() + vocab.window_after], vocab):
-            return end
+        if marker:
+            # The answer may be the sentence after a marker that ends its own ("Your question
+            # earlier. Yes, I'll introduce you to Tom."), within the line.
+            after = start + marker.end()
+            line_end = text.find("\n", after)
+            answer = text[after : min(after + vocab.window_after, line_end if line_end >= 0 else len(text))]
+            if _answer_is_yes(answer, vocab):
+                return end if after < end - 1 else _sentence_end(text, end + 1, sentences)[0]
     return -1
 
 
@@ -771,6 +801,12 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 clause += _before_first(vocab.clause, text[start : min(s_end, end + 60)])
                 if not vocab.names_us.search(clause):
                     continue
+        if verdict != NO:
+            line_start = text.rfind("\n", 0, s_start) + 1
+            if vocab.summary_line.match(text, line_start):
+                continue  # a machine-written summary line ("AI SUMMARY: customer agreed to ..."), not a statement
+            if verdict == YES and vocab.our_speaker.match(text, line_start):
+                continue  # our side speaking in a transcript ("CSM: I'll introduce you to Corvane")
         if verdict != NO:
             # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
             clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
