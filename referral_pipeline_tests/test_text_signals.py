@@ -198,7 +198,7 @@ def test_second_fresh_set_is_a_regression_set():
     1.000 / 0.986 and held-out 0.850 / 0.850 after round 2, 0.929 / 0.922 together at fa5a7cc."""
     overall = evaluate("fresh2")["ALL"]
     assert overall.support == 540
-    assert overall.precision >= 0.92, overall
+    assert overall.precision >= 0.93, overall
     assert overall.recall >= 0.92, overall
 
 
@@ -207,7 +207,7 @@ def test_third_fresh_set_tuning_half():
     half (fresh3/heldout.jsonl) is never used in tests."""
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 220
-    assert overall.precision >= 0.89, overall
+    assert overall.precision >= 0.91, overall
     assert overall.recall >= 0.88, overall
 
 
@@ -673,6 +673,11 @@ def test_the_sentence_of_a_trigger_is_found_without_splitting_the_whole_note():
         # launching something new is another sense of "introduce"
         "They introduced a new shift rota template for the night crew.",
         "Anika introduced the new cross-dock scheduling process her team designed.",
+        # an organisation named as an adviser or investor is a third party
+        "QBR Halden Foods\nOla: Brightwater Capital are recommending you to their portfolio companies.",
+        "QBR Halden Foods\nTheir law firm, Pryce & Moss LLP, says its partners want to recommend our platform.",
+        # how the customer came to us
+        "Signed in 2023 because their distributor's buyer recommended us to them.",
         # negations: nothing on it, non-referenceable
         "Nothing from Tomas on introducing us to anyone yet.",
         "- flag the account as non-referenceable in the CRM",
@@ -693,6 +698,11 @@ def test_round3_non_signals(notes):
         (
             "Oksana: 'Once the API is stable I'll introduce you to the two labs we work with.'",
             "Oksana: 'Once the API is stable I'll introduce you to the two labs we work with.'",
+        ),
+        # the customer named with an adviser-like suffix on the first line is the customer
+        (
+            "QBR Ellsworth & Park LLP (law firm)\nPark LLP is happy to be a reference for other firms.",
+            "Park LLP is happy to be a reference for other firms.",
         ),
         # an answer after a named speaker tag
         (

@@ -239,6 +239,7 @@ class ReferralVocabulary:
     outsider_stems: re.Pattern[str]
     outsider_after: tuple[re.Pattern[str], ...]
     outsider_before: re.Pattern[str]
+    outsider_suffix: re.Pattern[str]
     outsider_first_word: re.Pattern[str]
     header_length: int
     domain: re.Pattern[str]
@@ -399,6 +400,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         outsider_stems=re.compile(_trie_pattern(data["outsiders"]["stems"])),
         outsider_after=tuple(re.compile(expand(pattern)) for pattern in data["outsiders"]["after"]),
         outsider_before=compile_(data["outsiders"]["before"]),
+        outsider_suffix=re.compile(data["outsiders"]["suffix"]),
         outsider_first_word=re.compile(expand(data["outsiders"]["first_word"]) + "$"),
         header_length=int(data["outsiders"]["header_length"]),
         staff_between=expand(data["staff"]["between"]),
@@ -744,6 +746,13 @@ def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pa
         names.add(" ".join(words))
         if len(words) > 1 and words[0] not in header:
             names.add(words[0])
+    first_line = notes.partition("\n")[0]
+    for m in vocab.outsider_suffix.finditer(notes):
+        words = _WORDS_BEFORE.search(notes, max(0, m.start() - 40), m.start())
+        if words and words.group(0).strip() + m.group() not in first_line:  # not the customer's name
+            name = words.group(2) or words.group(1)
+            if len(name) >= vocab.min_name_length and vocab.outsider_first_word.match(name.lower()):
+                names.add(name.lower())
     if not names:
         return None
     alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
