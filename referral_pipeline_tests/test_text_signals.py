@@ -208,7 +208,7 @@ def test_third_fresh_set_tuning_half():
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 220
     assert overall.precision >= 0.91, overall
-    assert overall.recall >= 0.88, overall
+    assert overall.recall >= 0.89, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -713,6 +713,20 @@ def test_round3_non_signals(notes):
 )
 def test_round3_signals(notes, evidence):
     assert find_referral_evidence(notes) == evidence
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        # availability to prospects with a longer description of them
+        "Ines is available to talk with any mid-size health-system prospect we bring her.",
+        "Kofi said he'll make time for any water-board or utility prospect who wants the real story.",
+        "Any prospect is welcome to come and see the depot running.",
+        "Prospects in oil/gas can ring him any time.",
+    ],
+)
+def test_round3_availability(notes):
+    assert find_referral_evidence(notes) is not None
 
 
 def test_a_question_answered_lines_later_with_a_back_reference():
