@@ -208,7 +208,7 @@ def test_third_fresh_set_tuning_half():
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 220
     assert overall.precision >= 0.91, overall
-    assert overall.recall >= 0.89, overall
+    assert overall.recall >= 0.90, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -678,6 +678,9 @@ def test_the_sentence_of_a_trigger_is_found_without_splitting_the_whole_note():
         "QBR Halden Foods\nTheir law firm, Pryce & Moss LLP, says its partners want to recommend our platform.",
         # how the customer came to us
         "Signed in 2023 because their distributor's buyer recommended us to them.",
+        # the named third party itself
+        "QBR Halden Foods\nTomas said the parent company, Ardent Holdings in Leeds, liked the demo and wants to"
+        " recommend us to the other brands.",
         # negations: nothing on it, non-referenceable
         "Nothing from Tomas on introducing us to anyone yet.",
         "- flag the account as non-referenceable in the CRM",
@@ -703,6 +706,13 @@ def test_round3_non_signals(notes):
         (
             "QBR Ellsworth & Park LLP (law firm)\nPark LLP is happy to be a reference for other firms.",
             "Park LLP is happy to be a reference for other firms.",
+        ),
+        # a new subject after a named third party: the customer introducing us to it
+        (
+            "QBR Halden Foods\nTomas said the parent company, Ardent Holdings in Leeds, is about to consolidate"
+            " its tooling, and he will introduce us to the group CIO next month.",
+            "Tomas said the parent company, Ardent Holdings in Leeds, is about to consolidate its tooling, and he"
+            " will introduce us to the group CIO next month.",
         ),
         # an answer after a named speaker tag
         (

@@ -756,7 +756,7 @@ def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pa
     if not names:
         return None
     alternatives = "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
-    return re.compile(rf"\b(?:{alternatives})\b(?!.*(?:;|\bbut\b))")
+    return re.compile(rf"\b(?:{alternatives})\b(?!.*(?:;|\bbut\b|\b(?:and|so)\s+(?:she|he)\s+(?!also\b)))")
 
 
 _NO_STAFF = re.compile(r"(?!)")
