@@ -199,7 +199,7 @@ def test_second_fresh_set_is_a_regression_set():
     overall = evaluate("fresh2")["ALL"]
     assert overall.support == 540
     assert overall.precision >= 0.93, overall
-    assert overall.recall >= 0.92, overall
+    assert overall.recall >= 0.93, overall
 
 
 def test_third_fresh_set_tuning_half():
@@ -208,7 +208,7 @@ def test_third_fresh_set_tuning_half():
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 220
     assert overall.precision >= 0.91, overall
-    assert overall.recall >= 0.90, overall
+    assert overall.recall >= 0.91, overall
 
 
 # Regression cases for the generalisation fixes (notes written by a second writer,
@@ -681,6 +681,8 @@ def test_the_sentence_of_a_trigger_is_found_without_splitting_the_whole_note():
         # the named third party itself
         "QBR Halden Foods\nTomas said the parent company, Ardent Holdings in Leeds, liked the demo and wants to"
         " recommend us to the other brands.",
+        # our support contact is not our details passed on
+        "She gave her our support email for the tickets.",
         # negations: nothing on it, non-referenceable
         "Nothing from Tomas on introducing us to anyone yet.",
         "- flag the account as non-referenceable in the CRM",
@@ -714,6 +716,12 @@ def test_round3_non_signals(notes):
             "Tomas said the parent company, Ardent Holdings in Leeds, is about to consolidate its tooling, and he"
             " will introduce us to the group CIO next month.",
         ),
+        # our details passed to someone, double-object form
+        (
+            "Kestrel QBR\n[00:12:20] Priya (cust): I gave him your details last week.",
+            "[00:12:20] Priya (cust): I gave him your details last week.",
+        ),
+        ("She gave him Omar's number, he is expecting a call.", "She gave him Omar's number, he is expecting a call."),
         # an answer after a named speaker tag
         (
             "I asked whether they'd refer us to other co-ops. Brigid: yes, she has three in mind.",
