@@ -207,7 +207,7 @@ def test_third_fresh_set_tuning_half():
     half (fresh3/heldout.jsonl) is never used in tests."""
     overall = evaluate("tuning")["ALL"]
     assert overall.support == 220
-    assert overall.precision >= 0.91, overall
+    assert overall.precision >= 0.92, overall
     assert overall.recall >= 0.91, overall
 
 
@@ -683,6 +683,10 @@ def test_the_sentence_of_a_trigger_is_found_without_splitting_the_whole_note():
         " recommend us to the other brands.",
         # our support contact is not our details passed on
         "She gave her our support email for the tickets.",
+        # a wish overruled after "but", "too early" after the trigger
+        "Anouk wanted to be a reference but their general counsel vetoed it.",
+        "Happy to refer us, but the board said no to any vendor endorsements.",
+        "A peer call is still too early for them.",
         # negations: nothing on it, non-referenceable
         "Nothing from Tomas on introducing us to anyone yet.",
         "- flag the account as non-referenceable in the CRM",
