@@ -746,10 +746,14 @@ def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pa
         names.add(" ".join(words))
         if len(words) > 1 and words[0] not in header:
             names.add(words[0])
-    first_line = notes.partition("\n")[0]
+    first_line = None
     for m in vocab.outsider_suffix.finditer(notes):
+        if m.start() < 2 or not notes[m.start() - 1].isspace() or not notes[m.start() - 2].isalpha():
+            continue
+        if first_line is None:
+            first_line = notes.partition("\n")[0]
         words = _WORDS_BEFORE.search(notes, max(0, m.start() - 40), m.start())
-        if words and words.group(0).strip() + m.group() not in first_line:  # not the customer's name
+        if words and notes[words.start() : m.end()].strip() not in first_line:  # not the customer's name
             name = words.group(2) or words.group(1)
             if len(name) >= vocab.min_name_length and vocab.outsider_first_word.match(name.lower()):
                 names.add(name.lower())
