@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument(
         "--sets",
         default="old,fresh1,fresh2,tuning",
-        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,tuning; the held-out"
+        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,fresh2,tuning; the held-out"
         " half only when named, in aggregate)",
     )
     parser.add_argument(
