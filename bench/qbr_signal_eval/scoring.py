@@ -13,12 +13,13 @@ FRESH1_DIR = Path(__file__).with_name("fresh")
 FRESH2_DIR = Path(__file__).with_name("fresh2")
 FRESH3_DIR = Path(__file__).with_name("fresh3")
 
-# The labelled sets by name, each one or more JSON-lines files read in order:
+# The labelled sets by name, each one or more JSON-lines files read in order (each fresh set was
+# split once by split_set.py, with the seed named there):
 # - "old": notes.jsonl, the regression set the rules were first tuned on;
-# - "fresh1": both halves of the first fresh set (fresh/split.py); its held-out half has been
+# - "fresh1": both halves of the first fresh set (fresh/, round 1); its held-out half has been
 #   spent on its final score, so the whole set is now regression / tuning material;
-# - "fresh2": both halves of the second fresh set (fresh2/split.py), likewise spent (round 2);
-# - "tuning" and "heldout": the two halves of the third fresh set (fresh3/split.py, round 3). The
+# - "fresh2": both halves of the second fresh set (fresh2/, round 2), likewise spent;
+# - "tuning" and "heldout": the two halves of the third fresh set (fresh3/, round 3). The
 #   held-out half is a benchmark: score it only in aggregate (per category), never read its notes
 #   or errors.
 EVAL_SETS: dict[str, tuple[Path, ...]] = {
