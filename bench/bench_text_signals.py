@@ -1,10 +1,11 @@
 """Accuracy and speed of the referral-intent detector.
 
 Prints precision / recall / F1 overall and per category on each labelled set
-(bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl and "fresh1" =
-both halves of fresh/ and "fresh2" = both halves of fresh2/, the regression sets;
-"tuning" and "heldout" = the two halves of fresh3/, round 3), then times the detector on N synthetic ~500-character notes
-next to one plain regular-expression pass over the same notes.
+(bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl, "fresh1" and
+"fresh2" = both halves of fresh/ and fresh2/, the regression sets; "tuning" and
+"heldout" = the two halves of fresh3/, round 3), then times the detector on N
+synthetic ~500-character notes next to one plain regular-expression pass over the
+same notes.
 
     python bench/bench_text_signals.py [--sets old,fresh1,fresh2,tuning,heldout] [--errors] [--notes N] [--seed S]
 

@@ -41,6 +41,8 @@ CLOSED = "closed quarter"
 PARTIAL = "quarter in progress (partial)"
 CLOSED_COLOR = "#2b6cb0"
 PARTIAL_COLOR = "#b7cde8"
+PARTIAL_OUTLINE = "#1a4d8f"  # the dashed outline and the "partial" tag of the quarter in progress
+DASH = (4, 3)  # dash and gap of every dashed mark, in pixels
 ACCENT_COLOR = "#c05621"
 MAX_SEGMENTS = 20  # bars per segment chart; the table below it lists every segment
 TOP_REASONS = 3  # reject reasons named per source; the rest are counted
@@ -233,7 +235,7 @@ def _trend_frame(trend: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 220) -> alt.LayerChart:
+def trend_chart(trend: pd.DataFrame, title: str) -> alt.LayerChart:
     """Bars of the rate per quarter, the quarter in progress lighter, dashed and tagged ``partial``."""
     frame = _trend_frame(trend)
     status = dict(domain=[CLOSED, PARTIAL])
@@ -248,8 +250,8 @@ def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 2
             scale=alt.Scale(**status, range=[CLOSED_COLOR, PARTIAL_COLOR]),
             legend=legend,
         ),
-        stroke=alt.Stroke("status:N", scale=alt.Scale(**status, range=[CLOSED_COLOR, "#1a4d8f"]), legend=legend),
-        strokeDash=alt.StrokeDash("status:N", scale=alt.Scale(**status, range=[[1, 0], [4, 3]]), legend=legend),
+        stroke=alt.Stroke("status:N", scale=alt.Scale(**status, range=[CLOSED_COLOR, PARTIAL_OUTLINE]), legend=legend),
+        strokeDash=alt.StrokeDash("status:N", scale=alt.Scale(**status, range=[[1, 0], list(DASH)]), legend=legend),
         tooltip=[
             alt.Tooltip("quarter:N", title="Quarter"),
             alt.Tooltip("status:N", title="Status"),
@@ -262,10 +264,10 @@ def trend_chart(trend: pd.DataFrame, title: str, step: int = 40, height: int = 2
     values = base.mark_text(dy=-6, fontSize=11).encode(y="label_y:Q", text="rate_text:N")
     tag = (
         base.transform_filter(alt.datum.status == PARTIAL)
-        .mark_text(dy=-20, fontSize=11, fontStyle="italic", fontWeight="bold", color="#1a4d8f")
+        .mark_text(dy=-20, fontSize=11, fontStyle="italic", fontWeight="bold", color=PARTIAL_OUTLINE)
         .encode(y="label_y:Q", text=alt.value("partial"))
     )
-    return alt.layer(bars, values, tag).properties(title=title, width=alt.Step(step), height=height)
+    return alt.layer(bars, values, tag).properties(title=title, width=alt.Step(40), height=220)
 
 
 def segment_chart(segments: pd.DataFrame, dimension: str, quarter: str, overall_rate) -> alt.LayerChart:
@@ -297,7 +299,7 @@ def segment_chart(segments: pd.DataFrame, dimension: str, quarter: str, overall_
     if not _missing(overall_rate):
         layers.append(
             alt.Chart(pd.DataFrame({"overall": [overall_rate]}))
-            .mark_rule(color=ACCENT_COLOR, strokeDash=[4, 3], strokeWidth=1.5)
+            .mark_rule(color=ACCENT_COLOR, strokeDash=list(DASH), strokeWidth=1.5)
             .encode(x="overall:Q")
         )
     layers.append(base.mark_text(align="left", dx=3, fontSize=11).encode(x="rate:Q", text="label:N"))
@@ -398,7 +400,7 @@ def quality_chart(quality: pd.DataFrame, tolerance_pct: float | None) -> alt.Lay
         subtitle += f"; dashed line: tolerance {tolerance_pct:g}%"
         layers.append(
             alt.Chart(pd.DataFrame({"tolerance": [tolerance_pct]}))
-            .mark_rule(color="#444", strokeDash=[4, 3])
+            .mark_rule(color="#444", strokeDash=list(DASH))
             .encode(x="tolerance:Q")
         )
     return alt.layer(*layers).properties(
@@ -446,19 +448,17 @@ def trend_svg(trend: pd.DataFrame, title: str, step: int = 36, height: int = 200
     y_max, y_step = _nice_top(float(frame["label_y"].max()) if len(frame) else 0.0)
     y = lambda v: top + height - height * v / y_max  # noqa: E731
     esc = functools.partial(html.escape, quote=True)
-    font = 'font-family="Helvetica, Arial, sans-serif" font-size="11"'
-    text = f'{font} fill="#1f2933"'
+    font = 'font-family="Helvetica, Arial, sans-serif"'
+    text = f'{font} font-size="11" fill="#1f2933"'
+    dashed = f'stroke="{PARTIAL_OUTLINE}" stroke-dasharray="{DASH[0]} {DASH[1]}"'
     canvas = max(left + width + right, left + 7 * len(title), left + 320)  # room for the title and legend
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas}" height="{top + height + bottom}" '
         f'viewBox="0 0 {canvas} {top + height + bottom}">',
         '<rect width="100%" height="100%" fill="#ffffff"/>',
-        f'<text x="{left}" y="16" font-family="Helvetica, Arial, sans-serif" font-size="13" fill="#1f2933" '
-        f'font-weight="bold">{esc(title)}</text>',
+        f'<text x="{left}" y="16" {font} font-size="13" fill="#1f2933" font-weight="bold">{esc(title)}</text>',
     ]
-    for i, (label, colour, extra) in enumerate(
-        [(CLOSED, CLOSED_COLOR, ""), (PARTIAL, PARTIAL_COLOR, ' stroke="#1a4d8f" stroke-dasharray="4 3"')]
-    ):
+    for i, (label, colour, extra) in enumerate([(CLOSED, CLOSED_COLOR, ""), (PARTIAL, PARTIAL_COLOR, f" {dashed}")]):
         x = left + i * 110
         out.append(f'<rect x="{x}" y="25" width="10" height="10" fill="{colour}"{extra}/>')
         out.append(f'<text x="{x + 14}" y="34" {text}>{esc(label)}</text>')
@@ -473,15 +473,15 @@ def trend_svg(trend: pd.DataFrame, title: str, step: int = 36, height: int = 200
         x, bar = left + i * step + step * 0.1, step * 0.8
         partial = row.status == PARTIAL
         colour = PARTIAL_COLOR if partial else CLOSED_COLOR
-        outline = ' stroke="#1a4d8f" stroke-width="1.5" stroke-dasharray="4 3"' if partial else ""
+        outline = f' {dashed} stroke-width="1.5"' if partial else ""
         tip = f"{row.quarter} ({row.status}): {row.rate_text}, {row.n_of_d}, change {row.change_text}"
         out.append(f'<rect x="{x:.1f}" y="{y(row.label_y):.1f}" width="{bar:.1f}" '
                    f'height="{top + height - y(row.label_y):.1f}" fill="{colour}"{outline}><title>{esc(tip)}</title></rect>')
         centre = x + bar / 2
         out.append(f'<text x="{centre:.1f}" y="{y(row.label_y) - 6:.1f}" {text} text-anchor="middle">{esc(row.rate_text)}</text>')
         if partial:
-            out.append(f'<text x="{centre:.1f}" y="{y(row.label_y) - 20:.1f}" {font} text-anchor="middle" '
-                       f'font-style="italic" font-weight="bold" fill="#1a4d8f">partial</text>')
+            out.append(f'<text x="{centre:.1f}" y="{y(row.label_y) - 20:.1f}" {font} font-size="11" text-anchor="middle" '
+                       f'font-style="italic" font-weight="bold" fill="{PARTIAL_OUTLINE}">partial</text>')
         out.append(f'<text transform="translate({centre + 3:.1f} {top + height + 10}) rotate(-40)" {text} '
                    f'text-anchor="end">{esc(row.quarter)}</text>')
     out.append(f'<line x1="{left}" x2="{left + width}" y1="{top + height}" y2="{top + height}" stroke="#52606d"/>')
@@ -514,7 +514,7 @@ def kpi_trend_markdown(con: duckdb.DuckDBPyConnection, kpi, current_quarter: str
     trend = kpi_trend(con, kpi.table, current_quarter)
     if trend.empty:
         return f"**{kpi.title}**: no quarter materialised yet."
-    svg = trend_svg(trend, f"{kpi.title} by quarter", step=36, height=200)
+    svg = trend_svg(trend, f"{kpi.title} by quarter")
     image = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     lines = [
         f"**{kpi.title}** = {kpi.formula}",

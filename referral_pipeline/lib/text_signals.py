@@ -514,7 +514,7 @@ _SINGLE_CLOSE = re.compile(r"(?<=[\w.,!?])['’](?![\w'’])")
 
 
 def _quoted_first_person(
-    notes: str, s_start: int, w_start: int, match: re.Match[str], vocab: ReferralVocabulary | None = None
+    notes: str, s_start: int, w_start: int, match: re.Match[str], vocab: ReferralVocabulary
 ) -> bool:
     """`match` (in the window starting at w_start) starts with "i" / "we" inside a quotation or
     after a customer's speaker tag: the customer speaking ("10:19 RM: \"I can introduce you to
@@ -530,8 +530,6 @@ def _quoted_first_person(
         pass
     if opened is not None and not _SINGLE_CLOSE.search(notes, opened.end(), position):
         return True
-    if vocab is None:
-        return False
     line_start = notes.rfind("\n", 0, position) + 1
     return vocab.speaker.match(notes, line_start, position) is not None
 
