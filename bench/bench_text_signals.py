@@ -2,18 +2,19 @@
 
 Prints precision / recall / F1 overall and per category on each labelled set
 (bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl, "fresh1" and
-"fresh2" = both halves of fresh/ and fresh2/, the regression sets; "tuning" and
-"heldout" = the two halves of fresh3/, round 3), then times the detector on N
+"fresh2" = both halves of fresh/ and fresh2/, "fresh3" = fresh3/tuning.jsonl, the
+regression sets; "validation" = fresh3/heldout.jsonl, aggregate only; "tuning" and
+"heldout" = the two halves of fresh4/, round 4), then times the detector on N
 synthetic ~500-character notes next to one plain regular-expression pass over the
 same notes.
 
-    python bench/bench_text_signals.py [--sets old,fresh1,fresh2,tuning,heldout] [--errors] [--notes N] [--seed S]
+    python bench/bench_text_signals.py [--sets old,fresh1,fresh2,fresh3,validation,tuning,heldout] [--errors] [--notes N] [--seed S]
 
-The held-out half is scored only when named in --sets (default: old,fresh1,fresh2,tuning).
+The held-out halves are scored only when named in --sets (default: old,fresh1,fresh2,fresh3,tuning).
 
 `--errors` lists the misclassified notes with their evidence, for every set but
-the held-out half: that one is reported in aggregate per category and its notes
-and errors are never printed. `--notes 0` skips the timing.
+the held-out halves ("validation", "heldout"): those are reported in aggregate
+per category and their notes and errors are never printed. `--notes 0` skips the timing.
 """
 
 from __future__ import annotations
@@ -134,12 +135,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--sets",
-        default="old,fresh1,fresh2,tuning",
-        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,fresh2,tuning; the held-out"
-        " half only when named, in aggregate)",
+        default="old,fresh1,fresh2,fresh3,tuning",
+        help="labelled sets to score, of " + ", ".join(EVAL_SETS) + " (default: old,fresh1,fresh2,fresh3,tuning; the held-out"
+        " halves only when named, in aggregate)",
     )
     parser.add_argument(
-        "--errors", action="store_true", help="list misclassified notes (never for the held-out half)"
+        "--errors", action="store_true", help="list misclassified notes (never for the held-out halves)"
     )
     parser.add_argument(
         "--typo-collisions",

@@ -204,8 +204,8 @@ def test_second_fresh_set_is_a_regression_set():
 
 def test_third_fresh_set_tuning_half():
     """bench/qbr_signal_eval/fresh3/tuning.jsonl (round 3): 0.798 / 0.813 at fa5a7cc. The held-out
-    half (fresh3/heldout.jsonl) is never used in tests."""
-    overall = evaluate("tuning")["ALL"]
+    half (fresh3/heldout.jsonl, "validation") is never used in tests."""
+    overall = evaluate("fresh3")["ALL"]
     assert overall.support == 220
     assert overall.precision >= 0.92, overall
     assert overall.recall >= 0.91, overall
@@ -494,7 +494,7 @@ def test_the_screen_run_in_duckdb_passes_every_note_python_would_examine():
     """The pipeline screens notes in DuckDB; no note the detector finds evidence in may be lost."""
     pattern = screen_pattern()
     assert not re.search(r"\\[^ \-]|\(\?[=!<]|\[", pattern), "only literal stems, so RE2 matches as Python"
-    labelled = [n for name in ("old", "fresh1", "fresh2", "tuning") for n in load_named_set(name)]
+    labelled = [n for name in ("old", "fresh1", "fresh2", "fresh3") for n in load_named_set(name)]
     notes = [n.notes for n in labelled] + ["Happy to REFER us", "nothing here", "Zürich: happy to refer"]
     con = duckdb.connect()
     passed = con.execute(

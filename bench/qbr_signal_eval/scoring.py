@@ -12,6 +12,7 @@ DEFAULT_EVAL_PATH = Path(__file__).with_name("notes.jsonl")
 FRESH1_DIR = Path(__file__).with_name("fresh")
 FRESH2_DIR = Path(__file__).with_name("fresh2")
 FRESH3_DIR = Path(__file__).with_name("fresh3")
+FRESH4_DIR = Path(__file__).with_name("fresh4")
 
 # The labelled sets by name, each one or more JSON-lines files read in order (each fresh set was
 # split once by split_set.py, with the seed named there):
@@ -19,17 +20,24 @@ FRESH3_DIR = Path(__file__).with_name("fresh3")
 # - "fresh1": both halves of the first fresh set (fresh/, round 1); its held-out half has been
 #   spent on its final score, so the whole set is now regression / tuning material;
 # - "fresh2": both halves of the second fresh set (fresh2/, round 2), likewise spent;
-# - "tuning" and "heldout": the two halves of the third fresh set (fresh3/, round 3). The
+# - "fresh3": the tuning half of the third fresh set (fresh3/, round 3), regression material;
+# - "validation": the held-out half of the third set, scored once at the end of round 3. Its notes
+#   and errors have never been read; it stays aggregate-only, a guard against rules that fit the
+#   tuning notes alone (a change that helps "tuning" but not "validation" is suspect);
+# - "tuning" and "heldout": the two halves of the fourth fresh set (fresh4/, round 4). The
 #   held-out half is a benchmark: score it only in aggregate (per category), never read its notes
 #   or errors.
 EVAL_SETS: dict[str, tuple[Path, ...]] = {
     "old": (DEFAULT_EVAL_PATH,),
     "fresh1": (FRESH1_DIR / "tuning.jsonl", FRESH1_DIR / "heldout.jsonl"),
     "fresh2": (FRESH2_DIR / "tuning.jsonl", FRESH2_DIR / "heldout.jsonl"),
-    "tuning": (FRESH3_DIR / "tuning.jsonl",),
-    "heldout": (FRESH3_DIR / "heldout.jsonl",),
+    "fresh3": (FRESH3_DIR / "tuning.jsonl",),
+    "validation": (FRESH3_DIR / "heldout.jsonl",),
+    "tuning": (FRESH4_DIR / "tuning.jsonl",),
+    "heldout": (FRESH4_DIR / "heldout.jsonl",),
 }
-HELD_OUT = frozenset({"heldout"})
+# Never printed note by note (bench_text_signals.py --errors skips them).
+HELD_OUT = frozenset({"validation", "heldout"})
 
 
 @dataclass(frozen=True)

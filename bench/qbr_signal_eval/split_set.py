@@ -3,6 +3,7 @@
     python bench/qbr_signal_eval/split_set.py fresh  --seed 20261201   # round 1 (writers a, b)
     python bench/qbr_signal_eval/split_set.py fresh2 --seed 20261202   # round 2 (writers c-f)
     python bench/qbr_signal_eval/split_set.py fresh3 --seed 20261203   # round 3 (writers g-j)
+    python bench/qbr_signal_eval/split_set.py fresh4 --seed 20261204   # round 4 (writers k, l, n, p)
 
 Reads the folder's writer_*.jsonl in name order (independent writers who saw only the labelling
 rules, never the detector or any other labelled note) and writes tuning.jsonl and heldout.jsonl
