@@ -351,8 +351,10 @@ def stage_source(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> 
             con.execute(QUARANTINE_DDL)
             con.execute(staging_ddl(source))
             (staged,) = con.execute(
-                f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {checked} "
-                f"WHERE ok AND parsed_row NOT IN (SELECT parsed_row FROM {flagged})"
+                # NOT EXISTS, not NOT IN: parsed_row is never NULL, and DuckDB's NULL-aware NOT IN
+                # costs about twice the whole insert (nps_responses at xl: 8.0 s against 3.8 s).
+                f"INSERT INTO {source.staging_table} ({names}) SELECT {names} FROM {checked} c "
+                f"WHERE ok AND NOT EXISTS (SELECT 1 FROM {flagged} f WHERE f.parsed_row = c.parsed_row)"
             ).fetchone()
             con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ?", [source.name])
             (quarantined,) = con.execute(
