@@ -216,8 +216,11 @@ class ReferralVocabulary:
     question_opener: re.Pattern[str]
     statement: re.Pattern[str]
     completed_after: re.Pattern[str]
+    conditional_asker: re.Pattern[str]
     label_count: re.Pattern[str]
     affirmative: re.Pattern[str]
+    state_word: re.Pattern[str]
+    condition: re.Pattern[str]
     clause: re.Pattern[str]
     segment: re.Pattern[str]
     sentence: re.Pattern[str]
@@ -227,6 +230,7 @@ class ReferralVocabulary:
     answer_start: re.Pattern[str]
     label_affirmative: re.Pattern[str]
     window_before: int
+    context_before: int
     window_after: int
     label_max_words: int
     region_before: int
@@ -249,7 +253,19 @@ class ReferralVocabulary:
     names_us: re.Pattern[str]
     summary_line: re.Pattern[str]
     our_speaker: re.Pattern[str]
+    our_speaker_name: re.Pattern[str]
+    our_named_line: str
+    customer_line_object: re.Pattern[str]
+    customer_line_other: re.Pattern[str]
+    names_us_ours: re.Pattern[str]
+    label_line: re.Pattern[str]
     speaker: re.Pattern[str]
+    inbound_field: re.Pattern[str]
+    field_value_ours: re.Pattern[str]
+    retraction: re.Pattern[str]
+    email_header: re.Pattern[str]
+    email_logger: re.Pattern[str]
+    email_salutation: re.Pattern[str]
     staff_between: str
     staff_clause: re.Pattern[str]
     min_name_length: int
@@ -377,8 +393,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         question_opener=compile_(data["questions"]["openers"]),
         statement=compile_(data["questions"]["statement"]),
         completed_after=compile_(data["questions"]["completed_after"]),
+        conditional_asker=compile_(data["questions"]["conditional_asker"]),
         label_count=compile_(data["boundaries"]["label_count"]),
         affirmative=compile_(data["questions"]["affirmative"]),
+        state_word=compile_(data["questions"]["state_word"]),
+        condition=compile_(data["questions"]["condition"]),
         clause=compile_(data["boundaries"]["clause"]),
         segment=compile_(data["boundaries"]["segment"]),
         sentence=compile_(data["boundaries"]["sentence"]),
@@ -388,6 +407,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         answer_start=compile_(data["boundaries"]["answer_start"]),
         label_affirmative=compile_(data["boundaries"]["label_affirmative"]),
         window_before=int(limits["window_before"]),
+        context_before=int(limits["context_before"]),
         window_after=int(limits["window_after"]),
         label_max_words=int(limits["label_max_words"]),
         region_before=int(limits["region_before"]),
@@ -415,7 +435,19 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         names_us=compile_(data["domain"]["names_us"]),
         summary_line=compile_(data["summary_line"]["pattern"]),
         our_speaker=compile_(data["summary_line"]["our_speaker"]),
+        our_speaker_name=compile_(data["summary_line"]["our_speaker_name"]),
+        our_named_line=expand(data["summary_line"]["our_named_line"]),
+        customer_line_object=compile_(data["summary_line"]["customer_line_object"]),
+        customer_line_other=compile_(data["summary_line"]["customer_line_other"]),
+        names_us_ours=compile_(data["domain"]["names_us_ours"]),
+        label_line=compile_(data["boundaries"]["label_line"]),
         speaker=compile_(data["summary_line"]["speaker"]),
+        inbound_field=compile_(data["summary_line"]["inbound_field"]),
+        field_value_ours=compile_(data["summary_line"]["field_value_ours"]),
+        retraction=compile_(data["summary_line"]["retraction"]),
+        email_header=re.compile(expand(data["summary_line"]["email_header"]), re.M),
+        email_logger=compile_(data["summary_line"]["email_logger"]),
+        email_salutation=compile_(data["summary_line"]["email_salutation"]),
     )
 
 
@@ -457,7 +489,16 @@ def _has_cue(cue: re.Pattern[str], text: str, vocab: ReferralVocabulary, context
 def _answer_is_yes(answer: str, vocab: ReferralVocabulary, label: bool = False) -> bool:
     """An affirmative answer (or label value) without a hedge, and without a negation before it
     or in its own clause ("yes, no problem, just don't send me more than one a month" is a yes)."""
-    found = vocab.affirmative.search(answer) or label and vocab.label_affirmative.search(answer)
+    found = None
+    for pattern in (vocab.affirmative, vocab.label_affirmative) if label else (vocab.affirmative,):
+        for m in pattern.finditer(answer):
+            # "... at the next QBR once the assessment is scheduled": the state belongs to the condition
+            if vocab.state_word.fullmatch(m.group()) and vocab.condition.search(_after_last(vocab.clause, answer[: m.start()])):
+                continue
+            found = m
+            break
+        if found:
+            break
     if not found:
         return False
     scope = answer[: found.end()] + _before_first(vocab.clause, answer[found.end() :])
@@ -531,7 +572,31 @@ def _quoted_first_person(
     if opened is not None and not _SINGLE_CLOSE.search(notes, opened.end(), position):
         return True
     line_start = notes.rfind("\n", 0, position) + 1
-    return vocab.speaker.match(notes, line_start, position) is not None
+    if vocab.speaker.match(notes, line_start, position) is not None:
+        return True
+    return _customer_wrote(notes, line_start, vocab)
+
+
+_EMAIL_HINT = re.compile(r"e-?mail|thread|wrote:|^[>\s]*from:", re.M)
+
+
+def _customer_wrote(notes: str, line_start: int, vocab: ReferralVocabulary) -> bool:
+    """The line at `line_start` lies in an e-mail pasted into the note that someone other than our
+    side wrote: the nearest header above it ("From: Thomas Keller", "> On 30 Apr, Sam O'Connell
+    wrote:") names another author, or, without a header, the body opens by addressing our side
+    ("Jake - I've looped in Sara ...")."""
+    if not _EMAIL_HINT.search(notes):
+        return False
+    header = None
+    for header in vocab.email_header.finditer(notes, 0, line_start):
+        pass
+    ours = {m.group("name") for m in vocab.email_logger.finditer(notes)}
+    ours.update(words[0] for words in _names(notes, vocab.staff_after, vocab.staff_before))
+    if header is not None:
+        author = header.group("from") or header.group("wrote")
+        return author not in ours and author not in ("me", "i", "we", "us")
+    greeting = vocab.email_salutation.match(notes, line_start)
+    return greeting is not None and greeting.group("name") in ours
 
 
 # Verdicts of `_judge`.
@@ -561,13 +626,22 @@ def _judge(
     w_end = min(s_end, end + vocab.window_after)
     window = notes[w_start:w_end]
     t_start, t_end = start - w_start, end - w_start
-    for m in vocab.blocker.finditer(window):
-        if m.start() < t_end and m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m, vocab):
+    # Blockers may overlap one another ("we sent them our Halden case study": our side sending,
+    # and a case study we sent), so the search resumes inside a match that missed the trigger.
+    position = 0
+    while True:
+        m = vocab.blocker.search(window, position)
+        if m is None or m.start() >= t_end:
+            break
+        if m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m, vocab):
             return NO
+        position = m.start() + 1
     # A context that changes what every trigger around it means: an inbound-referral story
-    # ("came to us via a referral from ..., who recommended us"), a product feature.
-    for m in vocab.context.finditer(window):
-        if not _quoted_first_person(notes, s_start, w_start, m, vocab):
+    # ("came to us via a referral from ..., who recommended us"), a product feature; it reaches
+    # further back in the sentence than the window.
+    c_start = max(s_start, start - vocab.context_before)
+    for m in vocab.context.finditer(notes, c_start, w_end):
+        if not _quoted_first_person(notes, s_start, 0, m, vocab):
             return NO
     if vocab.product_context.search(window) and not vocab.directed.match(notes, end, w_end):
         return NO
@@ -607,21 +681,39 @@ def _judge(
             if separator or not _WORD.search(head) and len(_WORD.findall(rest)) <= 1:
                 if rest[separator.end() if separator else 0 :].strip():
                     return YES if _answer_is_yes(rest, vocab, label=True) else NO
-                return YES_WITH_NEXT if _next_sentence_answers(next_sentence, vocab) else UNANSWERED
+                if _next_sentence_answers(next_sentence, vocab):
+                    return YES_WITH_NEXT
+                if separator and separator.group().endswith(":") and notes.startswith("\n", s_end):
+                    # A field whose value is the next line ("## Advocacy:\nMaya will co-present with
+                    # our PM at the summit"): a free-text value counts like an inline one, unless
+                    # it is our side's plan or a question still to ask.
+                    if (
+                        _answer_is_yes(next_sentence, vocab, label=True)
+                        and not vocab.field_value_ours.match(next_sentence)
+                        and not vocab.question_opener.search(next_sentence)
+                    ):
+                        return YES_WITH_NEXT
+                return UNANSWERED
 
     segment_before = _after_last(vocab.segment, before)
     clause_before = _after_last(vocab.clause, before)
     clause_after = _before_first(vocab.clause, after)
     sentence_rest = notes[end:w_end]
-    is_question = notes[max(s_start, s_end - 20) : s_end].rstrip().endswith("?")
+    # (a "?" in an aside left open is not the sentence's: "putting us in touch w/ Marren (their 3PL's sister co?")
+    is_question = notes[max(s_start, s_end - 20) : s_end].rstrip().endswith("?") and notes.count(
+        "(", end, s_end
+    ) <= notes.count(")", end, s_end)
 
     # Question: asked about, or the sentence is a question; needs an answer.
     opener = vocab.question_opener.search(segment_before)
     if opener and not is_question and (
-        vocab.statement.search(segment_before, opener.end()) or vocab.completed_after.match(sentence_rest)
+        vocab.statement.search(segment_before, opener.end())
+        or vocab.completed_after.match(sentence_rest)
+        or vocab.conditional_asker.search(segment_before, 0, opener.start())
     ):
         # Reported, not asked: "brought up on her own that she wants to do a customer story",
-        # "follow up on the referral Marguerite already made".
+        # "follow up on the referral Marguerite already made"; or someone else asking is the
+        # condition of an offer: "if anyone in the forum asks what we use, I'm pointing them at you".
         opener = None
     if opener or is_question:
         answer = sentence_rest
@@ -764,6 +856,19 @@ def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pa
 _NO_STAFF = re.compile(r"(?!)")
 
 
+def _our_speaker_names(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
+    """A pattern matching, at the start of a line, a speaker tag naming one of our speakers: the
+    names our role tags carry ("CSM (Dana):") and our staff named in the note."""
+    names = {m.group("name") for m in vocab.our_speaker_name.finditer(text)}
+    names.update(
+        words[0] for words in _names(text, vocab.staff_after, vocab.staff_before) if len(words[0]) >= vocab.min_name_length
+    )
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return re.compile(vocab.our_named_line.replace("{names}", alternatives))
+
+
 def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | None:
     """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`.
 
@@ -775,6 +880,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     staff: re.Pattern[str] | None = None
     outsiders: re.Pattern[str] | None = None
     domain: bool | None = None
+    our_names: re.Pattern[str] | None = None
     sentence: tuple[int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1)
     boundary: re.Pattern[str] | None = None  # the sentence boundaries
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
@@ -807,10 +913,14 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
             # name us ("referred two clinics to us").
             if domain is None:
                 domain = vocab.domain.search(text) is not None
-            if domain:
+            # (a label line, "Referral: yes", is about us)
+            if domain and not (vocab.label_line.match(text, s_start, start) and vocab.label_separator.match(text, end)):
                 clause = _after_last(vocab.clause, text[max(s_start, start - 60) : start])
                 clause += _before_first(vocab.clause, text[start : min(s_end, end + 60)])
-                if not vocab.names_us.search(clause):
+                # On our side's transcript line "you" is the customer ("CSM: So you want referrals routed ...?")
+                line_start = text.rfind("\n", 0, s_start) + 1
+                names_us = vocab.names_us_ours if vocab.our_speaker.match(text, line_start) else vocab.names_us
+                if not names_us.search(clause):
                     continue
         if verdict != NO:
             line_start = text.rfind("\n", 0, s_start) + 1
@@ -818,6 +928,28 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 continue  # a machine-written summary line ("AI SUMMARY: customer agreed to ..."), not a statement
             if verdict == YES and vocab.our_speaker.match(text, line_start):
                 continue  # our side speaking in a transcript ("CSM: I'll introduce you to Corvane")
+            if verdict == YES and text.find(":", line_start, start) >= 0:
+                # A line tagged with the name of one of our speakers ("CSM (Dana): ..." then
+                # "EDIT (Dana): intro to Corvane sent", "Dana: I'll send the intro")
+                if our_names is None:
+                    our_names = _our_speaker_names(text, vocab) or _NO_STAFF
+                if our_names.match(text, line_start, start):
+                    continue
+            if kind == TRIGGER and vocab.speaker.match(text, line_start, start):
+                # On the customer's own transcript line, "us" is the customer and "their" someone
+                # else: "Dr. Patel (cust): Siobhan Keane referred us" (how they came to us),
+                # "Callum (cust): Our parent liked the demo. Their CTO wants to recommend you".
+                if vocab.customer_line_object.match(text, start):
+                    continue
+                clause_start = max(s_start, start - vocab.window_before)
+                if vocab.customer_line_other.match(_after_last(vocab.clause, text[clause_start:start])):
+                    continue
+            if vocab.inbound_field.match(text, line_start, start):
+                continue  # the value of a field saying how they came to us ("Lead source | Referral from Osprey")
+            if vocab.retraction.search(text, end, min(s_end, end + vocab.window_after)) or vocab.retraction.search(
+                next_sentence, 0, 40
+            ):
+                continue  # taken back: "he said he'd be a reference, no hang on, I'm mixing him up"
         if verdict != NO:
             # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
             clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
