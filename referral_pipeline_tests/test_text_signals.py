@@ -899,3 +899,36 @@ def test_round4_non_signals(notes):
 def test_a_label_in_a_note_about_their_own_referral_form_is_still_about_us():
     notes = "Attendees: Ines (cust), CSM\nReferral: yes\n---\n[00:30:00] Ines (cust): send me the referral form."
     assert find_referral_evidence(notes) == "Referral: yes"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a markdown heading as the field name, the value on the next line
+        "# QBR - Koala Freight\n## Advocacy\n- Maya will co-present with our PM at the Sydney summit in March.",
+        "## Advocacy:\n- Mei: \"Confirm I will tell my kaki at the other family offices to use you, no need to ask.\"",
+        # telling an outsider about us, in a customer's e-mail
+        "From: Lars Eng <lars@fjell.no>\nTo: Nina Holm\nSubject: RE: QBR\n\nNina, I told the CFO at Vardo Shipping about"
+        " you, she will call you Monday.\nLars",
+        "Dr. Osei offered to walk any prospective hospital client through his configuration.",
+    ],
+)
+def test_round4_field_values_and_shapes(text):
+    assert find_referral_evidence(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a field value that is our plan
+        "## Referral\n- Plan to ask at next QBR",
+        "## Advocacy:\n- TBD",
+        # regulated verticals: referrals and recommendations in their own sense
+        "Their underwriting team refers complex cases to the reinsurer for review.",
+        "The hospital's case management team recommended discharge to a skilled nursing facility.",
+        # telling someone something about us is not telling an outsider about us
+        "Philip told Oren that the lab owners he knows are curious about us.",
+    ],
+)
+def test_round4_field_plans_and_domain_senses(text):
+    assert find_referral_evidence(text) is None

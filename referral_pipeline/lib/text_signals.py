@@ -683,14 +683,13 @@ def _judge(
                     return YES if _answer_is_yes(rest, vocab, label=True) else NO
                 if _next_sentence_answers(next_sentence, vocab):
                     return YES_WITH_NEXT
-                if separator and separator.group().endswith(":") and notes.startswith("\n", s_end):
+                heading = not separator and head.lstrip().startswith("#")  # "## Advocacy" on its own line
+                if (heading or separator and separator.group().endswith(":")) and notes.startswith("\n", s_end):
                     # A field whose value is the next line ("## Advocacy:\nMaya will co-present with
                     # our PM at the summit"): a free-text value counts like an inline one, unless
                     # it is our side's plan or a question still to ask.
-                    if (
-                        _answer_is_yes(next_sentence, vocab, label=True)
-                        and not vocab.field_value_ours.match(next_sentence)
-                        and not vocab.question_opener.search(next_sentence)
+                    if _answer_is_yes(next_sentence, vocab, label=True) and not vocab.field_value_ours.match(
+                        next_sentence
                     ):
                         return YES_WITH_NEXT
                 return UNANSWERED
