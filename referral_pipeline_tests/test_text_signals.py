@@ -932,3 +932,29 @@ def test_round4_field_values_and_shapes(text):
 )
 def test_round4_field_plans_and_domain_senses(text):
     assert find_referral_evidence(text) is None
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        # public advocacy in other words
+        ("Agreed to be featured in our customer newsletter next month.", True),
+        ("Happy to be quoted in the press release for the launch.", True),
+        ("Posted about us on LinkedIn, tagged our CEO.", True),
+        ("Said yes to the summit invite; she will present the results on the main stage.", True),
+        ("They agreed to a joint press release about the rollout.", True),
+        ("Approved use of their logo on our website and in sales decks.", True),
+        ("Rated us 5 stars on Gartner Peer Insights last week.", True),
+        ("Put us forward to their sister hospital's procurement team last week.", True),
+        ("Hannah said we can use her name with prospects.", True),
+        ("Agreed to sit on our customer panel at the user conference.", True),
+        # our wish, our staff on stage, a refusal, product feedback
+        ("We would love them to be featured in our newsletter.", False),
+        ("We presented on stage at their town hall.", False),
+        ("They declined to be quoted in the press release.", False),
+        ("Legal would not allow use of their logo on our website.", False),
+        ("Joined our customer advisory panel for product feedback.", False),
+    ],
+)
+def test_round4_public_advocacy(text, found):
+    assert (find_referral_evidence(text) is not None) == found
