@@ -958,3 +958,42 @@ def test_round4_field_plans_and_domain_senses(text):
 )
 def test_round4_public_advocacy(text, found):
     assert (find_referral_evidence(text) is not None) == found
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # regulated verticals: referring or recommending something, or someone, other than us
+        "Patients referred by GPs are triaged within 48 hours in the new module.",
+        "Examiners referred two findings to the board's audit committee.",
+        "The bank refers suspicious transactions to FinCEN within 30 days.",
+        "Nurses can now refer a patient to physio directly from the ward screen.",
+        "Loan officers refer borrowers to housing counselors as part of HUD rules.",
+        "They recommend a 90-day retention for audit logs.",
+        "Claims adjusters recommended a settlement in 60% of cases.",
+        "The FCA's guidance recommends firms keep records for five years.",
+        # what a tender asks of every supplier
+        "The next tender will have references required in the bid, for every supplier.",
+    ],
+)
+def test_round4_regulated_senses(text):
+    assert find_referral_evidence(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "She referred two of her peers to our AE last week.",
+        "Referred the CFO of Acme to Dana last week.",
+        "Happy to refer the other clinics in her group to us.",
+        "Happy to refer once the rollout to the EU teams is done.",
+        "Would recommend the platform to anyone.",
+    ],
+)
+def test_round4_referrals_of_people_to_us_still_count(text):
+    assert find_referral_evidence(text) is not None
+
+
+def test_an_abbreviated_saint_does_not_end_the_evidence():
+    notes = "Rob looped Dr. Kemi Ade from St. Luke's Medical Center into the thread so Jon can follow up."
+    assert find_referral_evidence(notes) == notes
