@@ -997,3 +997,38 @@ def test_round4_referrals_of_people_to_us_still_count(text):
 def test_an_abbreviated_saint_does_not_end_the_evidence():
     notes = "Rob looped Dr. Kemi Ade from St. Luke's Medical Center into the thread so Jon can follow up."
     assert find_referral_evidence(notes) == notes
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        # CRM log entries by our staff, and e-mails our side wrote
+        "[2024-10-01] Jake Moreno (AE): introduced Mia to our implementation partner Corvane.",
+        "[2024-10-03] Email (outbound) to Mia Lund:\n> Mia, happy to introduce you to two customers who did the same"
+        " migration.\n> Jake",
+        "Email thread (logged by Sam Ortiz)\n\nFrom: Sam Ortiz\nTo: Jonas Petersen\nSubject: QBR recap\n\nJonas, happy to"
+        " connect you with a reference customer in freight before you expand.\nSam",
+        "Dana Ruiz (CSM) and Ola (cust) met.\n2024-03-01 Dana: sent the intro to Corvane, our partner.",
+        # our own request for a reference
+        "[2024-05-02] Sam: reference request sent to Jonas. No reply yet.",
+        # a hedge in time, not a place
+        "Might refer us down the road.",
+    ],
+)
+def test_round4_our_log_entries_and_emails(notes):
+    assert find_referral_evidence(notes) is None
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "[2024-05-02] Email (inbound) from Jonas Petersen:\n> Sam, happy to be a reference for the Nordics, just tell"
+        " me who.\n> Jonas",
+        # our staff's log entry reporting the customer
+        "Dana Ruiz (CSM)\n2024-03-01 Dana: Ola said she will refer us to her old firm.",
+        # "down the road" as a place
+        "um so the Cedar Dental QBR, Dr Lee said she'd introduce us to the practice down the road, the owner's a friend",
+    ],
+)
+def test_round4_customer_emails_and_reports(notes):
+    assert find_referral_evidence(notes) is not None

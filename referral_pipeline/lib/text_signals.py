@@ -257,6 +257,7 @@ class ReferralVocabulary:
     our_speaker: re.Pattern[str]
     our_speaker_name: re.Pattern[str]
     our_named_line: str
+    our_tag_other: re.Pattern[str]
     customer_line_object: re.Pattern[str]
     customer_line_other: re.Pattern[str]
     names_us_ours: re.Pattern[str]
@@ -267,6 +268,7 @@ class ReferralVocabulary:
     retraction: re.Pattern[str]
     email_header: re.Pattern[str]
     email_logger: re.Pattern[str]
+    email_direction: re.Pattern[str]
     email_salutation: re.Pattern[str]
     staff_between: str
     staff_clause: re.Pattern[str]
@@ -440,6 +442,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         our_speaker=compile_(data["summary_line"]["our_speaker"]),
         our_speaker_name=compile_(data["summary_line"]["our_speaker_name"]),
         our_named_line=expand(data["summary_line"]["our_named_line"]),
+        our_tag_other=compile_(data["summary_line"]["our_tag_other"]),
         customer_line_object=compile_(data["summary_line"]["customer_line_object"]),
         customer_line_other=compile_(data["summary_line"]["customer_line_other"]),
         names_us_ours=compile_(data["domain"]["names_us_ours"]),
@@ -450,6 +453,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         retraction=compile_(data["summary_line"]["retraction"]),
         email_header=re.compile(expand(data["summary_line"]["email_header"]), re.M),
         email_logger=compile_(data["summary_line"]["email_logger"]),
+        email_direction=compile_(data["summary_line"]["email_direction"]),
         email_salutation=compile_(data["summary_line"]["email_salutation"]),
     )
 
@@ -577,29 +581,38 @@ def _quoted_first_person(
     line_start = notes.rfind("\n", 0, position) + 1
     if vocab.speaker.match(notes, line_start, position) is not None:
         return True
-    return _customer_wrote(notes, line_start, vocab)
+    return _email_author(notes, line_start, vocab) == CUSTOMER
 
 
 _EMAIL_HINT = re.compile(r"e-?mail|thread|wrote:|^[>\s]*from:", re.M)
 
 
-def _customer_wrote(notes: str, line_start: int, vocab: ReferralVocabulary) -> bool:
-    """The line at `line_start` lies in an e-mail pasted into the note that someone other than our
-    side wrote: the nearest header above it ("From: Thomas Keller", "> On 30 Apr, Sam O'Connell
-    wrote:") names another author, or, without a header, the body opens by addressing our side
-    ("Jake - I've looped in Sara ...")."""
+CUSTOMER, OURS = 1, -1
+
+
+def _email_author(notes: str, line_start: int, vocab: ReferralVocabulary) -> int:
+    """Who wrote the e-mail pasted into the note that holds the line at `line_start`: CUSTOMER,
+    OURS or 0 (not an e-mail, or not known). The nearest header or direction line above it
+    decides: a header names the author ("From: Thomas Keller", "> On 30 Apr, Sam O'Connell
+    wrote:"), ours when it is the note's logger or our staff named in the note; a direction line
+    ("Email (outbound) to Mia", "Email (inbound) from Jonas") says whose it is. Without either, a
+    body that opens by addressing our side ("Jake - I've looped in Sara ...") was written to us."""
     if not _EMAIL_HINT.search(notes):
-        return False
-    header = None
+        return 0
+    header = direction = None
     for header in vocab.email_header.finditer(notes, 0, line_start):
         pass
+    for direction in vocab.email_direction.finditer(notes, header.end() if header else 0, line_start):
+        pass
+    if direction is not None:
+        return OURS if direction.group("ours") else CUSTOMER
     ours = {m.group("name") for m in vocab.email_logger.finditer(notes)}
     ours.update(words[0] for words in _names(notes, vocab.staff_after, vocab.staff_before))
     if header is not None:
         author = header.group("from") or header.group("wrote")
-        return author not in ours and author not in ("me", "i", "we", "us")
+        return OURS if author in ours or author in ("me", "i", "we", "us") else CUSTOMER
     greeting = vocab.email_salutation.match(notes, line_start)
-    return greeting is not None and greeting.group("name") in ours
+    return CUSTOMER if greeting is not None and greeting.group("name") in ours else 0
 
 
 # Verdicts of `_judge`.
@@ -959,8 +972,11 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 # "EDIT (Dana): intro to Corvane sent", "Dana: I'll send the intro")
                 if our_names is None:
                     our_names = _our_speaker_names(text, vocab) or _NO_STAFF
-                if our_names.match(text, line_start, start):
-                    continue
+                tag = our_names.match(text, line_start, start)
+                if tag and not vocab.our_tag_other.match(text, tag.end(), start):
+                    continue  # ours unless the entry reports someone else ("Lena: Henrik is arranging a dinner")
+            if verdict == YES and _email_author(text, line_start, vocab) == OURS:
+                continue  # an e-mail our side wrote ("Email (outbound) to Mia: happy to introduce you to ...")
             if kind == TRIGGER and vocab.speaker.match(text, line_start, start):
                 # On the customer's own transcript line, "us" is the customer and "their" someone
                 # else: "Dr. Patel (cust): Siobhan Keane referred us" (how they came to us),
