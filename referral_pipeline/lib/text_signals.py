@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import re
 import tomllib
+from re import _constants as _sre, _parser as _sre_parse
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -296,6 +297,97 @@ def _trie_pattern(words: Iterable[str]) -> str:
     return build(trie)
 
 
+PREFIX_GUARD_LENGTH = 5
+_PREFIX_LIMIT = 5000
+
+
+class _Unbounded(Exception):
+    """Too many prefixes to enumerate."""
+
+
+def _prefixes(items: list, k: int) -> set[tuple[str, bool]]:
+    """(prefix, done) for the parsed pattern `items`: every string of at most `k` characters a
+    match can start with; done when the whole pattern can end right after it, else the prefix is
+    truncated (at `k` characters, or where a character is not known: anything may follow)."""
+    states, found = {("", True)}, set()
+    for op, av in items:
+        following = set()
+        for text, _ in states:
+            if len(text) >= k:
+                found.add((text[:k], False))
+                continue
+            for tail, done in _item_prefixes(op, av, k - len(text)):
+                (following if done else found).add((text + tail, done))
+        states = following
+        if len(states) + len(found) > _PREFIX_LIMIT:
+            raise _Unbounded
+        if not states:
+            break
+    return found | states
+
+
+def _item_prefixes(op, av, k: int) -> set[tuple[str, bool]]:
+    """`_prefixes` of one parsed item."""
+    if op is _sre.LITERAL:
+        return {(chr(av), True)}
+    if op is _sre.IN:
+        chars = set()
+        for kind, value in av:
+            if kind is _sre.LITERAL:
+                chars.add(chr(value))
+            elif kind is _sre.RANGE and value[1] - value[0] <= 64:
+                chars.update(chr(c) for c in range(value[0], value[1] + 1))
+            else:
+                return {("", False)}  # a category, a negated or a wide set: anything
+        return {(char, True) for char in chars}
+    if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
+        return {("", True)}  # zero-width: ignoring a condition keeps a superset
+    if op is _sre.SUBPATTERN:
+        if av[1] & _sre.SRE_FLAG_IGNORECASE:
+            return {("", False)}
+        return _prefixes(list(av[-1]), k)
+    if op is _sre.BRANCH:
+        return set().union(*(_prefixes(list(alternative), k) for alternative in av[1]))
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        low, high, sub = av
+        once = _prefixes(list(sub), k)
+        found = {("", True)} if low == 0 else set()
+        states, count = {("", True)}, 0
+        while states and (high is _sre.MAXREPEAT or count < high):
+            count += 1
+            following = set()
+            for text, _ in states:
+                for tail, done in once:
+                    joined = text + tail
+                    if len(joined) >= k:
+                        found.add((joined[:k], False))
+                    elif done:
+                        following.add((joined, True))
+                    else:
+                        found.add((joined, False))
+            states = following - {(text, True) for text, _ in states} if count > low + k else following
+            if count >= low:
+                found |= states
+            if len(found) > _PREFIX_LIMIT:
+                raise _Unbounded
+        return found
+    return {("", False)}
+
+
+def _prefix_guard(pattern: str, k: int = PREFIX_GUARD_LENGTH) -> str:
+    """A lookahead that every match of `pattern` passes: a trie of the strings of up to `k`
+    characters its matches can start with. Placed before a long alternation searched at every
+    word start, it rejects the word starts none of the alternatives can match with one cheap
+    test instead of dozens (same matches). Empty when a prefix cannot be bounded."""
+    try:
+        found = {text for text, _ in _prefixes(list(_sre_parse.parse(pattern)), k)}
+    except (_Unbounded, RecursionError):
+        return ""
+    if "" in found:
+        return ""
+    return f"(?={_trie_pattern(sorted(found))})"
+
+
 def _without_leading_boundaries(pattern: str) -> str:
     """`pattern` less the `\b` that starts any of its top-level alternatives."""
     pieces, depth, start, i = [], 0, 0, 0
@@ -346,7 +438,10 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         return "|".join(f"(?:{part})" for part in parts)
 
     def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
-        return re.compile(f"{guard}(?:{alternation(pattern, guard)})" if guard else alternation(pattern))
+        if not guard:
+            return re.compile(alternation(pattern))
+        body = alternation(pattern, guard)
+        return re.compile(f"{guard}{_prefix_guard(body)}(?:{body})")
 
     # Trigger and blocker patterns all start with `\b`: checking one word
     # boundary (followed by a word character or an apostrophe) before trying
@@ -355,6 +450,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
 
     blockers = data["blockers"]
     limits = data["limits"]
+    trigger_body = (
+        f"{alternation(data['triggers']['patterns'], word_guard)}"
+        f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)})"
+        f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)})"
+    )
     fuzzy_table = data["fuzzy"]
     fuzzy_triggers = [word.lower() for word in fuzzy_table["triggers"]]
     fuzzy = FuzzyIndex(
@@ -374,11 +474,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
         # One pass finds all three: a shape match is the named group "shape", someone evaluating
         # us the group "avail".
-        trigger=re.compile(
-            f"{word_guard}(?:{alternation(data['triggers']['patterns'], word_guard)}"
-            f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)})"
-            f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)}))"
-        ),
+        trigger=re.compile(f"{word_guard}{_prefix_guard(trigger_body)}(?:{trigger_body})"),
         outside_party=compile_(data["shapes"]["outside_party"]),
         outside_cased=re.compile(expand(data["shapes_cased"]["outside_party"])),
         availability_act=compile_(data["shapes"]["availability_act"]),
