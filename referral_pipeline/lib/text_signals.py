@@ -375,17 +375,39 @@ def _item_prefixes(op, av, k: int) -> set[tuple[str, bool]]:
 
 
 def _prefix_guard(pattern: str, k: int = PREFIX_GUARD_LENGTH) -> str:
-    """A lookahead that every match of `pattern` passes: a trie of the strings of up to `k`
-    characters its matches can start with. Placed before a long alternation searched at every
-    word start, it rejects the word starts none of the alternatives can match with one cheap
-    test instead of dozens (same matches). Empty when a prefix cannot be bounded."""
+    """A zero-width test that every match of `pattern` passes: a lookahead with a trie of the
+    strings of up to `k` characters its matches can start with (or, for an alternative that opens
+    with a one-character lookbehind, that lookbehind). Placed before a long alternation searched
+    at every word start, it rejects the word starts none of the alternatives can match with one
+    cheap test instead of dozens (same matches). Empty when a start cannot be bounded."""
+    items = list(_sre_parse.parse(pattern))
+    alternatives = items[0][1][1] if len(items) == 1 and items[0][0] is _sre.BRANCH else [items]
+    found, behind = set(), set()
     try:
-        found = {text for text, _ in _prefixes(list(_sre_parse.parse(pattern)), k)}
+        for alternative in alternatives:
+            for length in range(k, 0, -1):  # shorter prefixes where there are too many ("[0-9]+")
+                try:
+                    starts = {text for text, _ in _prefixes(list(alternative), length)}
+                    break
+                except _Unbounded:
+                    if length == 1:
+                        raise
+            if "" not in starts:
+                found |= starts
+                continue
+            first = list(alternative)[0] if len(alternative) else None
+            if first is None or first[0] is not _sre.ASSERT or first[1][0] != -1:
+                return ""
+            chars = _item_prefixes(*list(first[1][1])[0], 1) if len(first[1][1]) == 1 else {("", False)}
+            if any(not text for text, _ in chars):
+                return ""
+            behind |= {text for text, _ in chars}
     except (_Unbounded, RecursionError):
         return ""
-    if "" in found:
-        return ""
-    return f"(?={_trie_pattern(sorted(found))})"
+    tests = [f"(?={_trie_pattern(sorted(found))})"] if found else []
+    if behind:
+        tests.append("(?<=[" + "".join(re.escape(char) for char in sorted(behind)) + "])")
+    return tests[0] if len(tests) == 1 else "(?:" + "|".join(tests) + ")"
 
 
 def _without_leading_boundaries(pattern: str) -> str:
