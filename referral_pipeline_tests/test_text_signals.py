@@ -1032,3 +1032,26 @@ def test_round4_our_log_entries_and_emails(notes):
 )
 def test_round4_customer_emails_and_reports(notes):
     assert find_referral_evidence(notes) is not None
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        # appearing, interviewed, recorded, quoted or listed in our material; championing us
+        ("He agreed to appear in our customer video series.", True),
+        ("She'll record a short video about the rollout for our website.", True),
+        ("Happy for us to list them on our customers page.", True),
+        ("She's fine with us quoting her in the launch blog.", True),
+        ("Agreed to be interviewed for our podcast.", True),
+        ("Will champion us with the other schools in the trust.", True),
+        ("Happy to talk up the platform at the regional CFO forum.", True),
+        ("Will speak on a panel we're hosting at HIMSS.", True),
+        # our side doing it, a price quoted, internal recordings, a refusal
+        ("We will list them on our customers page once they approve.", False),
+        ("They quoted the wrong price on the website.", False),
+        ("Recorded the training session for the new admins on our LMS.", False),
+        ("Not willing to appear in any of our videos.", False),
+    ],
+)
+def test_round4_appearing_in_our_material(text, found):
+    assert (find_referral_evidence(text) is not None) == found
