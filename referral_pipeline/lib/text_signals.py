@@ -23,6 +23,19 @@ number to", "forwarded our deck to ... saying") counts only with a third party
 surviving trigger is returned as evidence. All vocabulary lives in
 `referral_vocabulary.toml`; every pattern has bounded repetition and is
 applied to a bounded window, so the cost is linear in the note length.
+
+Whose statement it is also decides: a machine summary line, a transcript line
+our side speaks (by role, or by a name our tags or attendee list give), an
+e-mail our side wrote (its From: header or "(outbound)") are not the
+customer's; "I" / "we" in a customer's quote, speaker line or e-mail is the
+customer, while on the customer's own line "us" is the customer and "their"
+someone else. A statement the speaker takes back ("no wait, scratch that",
+"I'm mixing him up") is withdrawn and the corrected one judged. A field whose
+value is on the next line ("## Advocacy:") is judged by that value; a field
+saying how the customer came to us ("Lead source | Referral from ...") is
+inbound. The long trigger and blocker alternations are guarded by a lookahead
+derived from the vocabulary itself (the prefixes their alternatives can start
+with), which rejects most word starts with a single test.
 """
 
 from __future__ import annotations
