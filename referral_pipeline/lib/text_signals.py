@@ -23,15 +23,30 @@ number to", "forwarded our deck to ... saying") counts only with a third party
 surviving trigger is returned as evidence. All vocabulary lives in
 `referral_vocabulary.toml`; every pattern has bounded repetition and is
 applied to a bounded window, so the cost is linear in the note length.
+
+Whose statement it is also decides: a machine summary line, a transcript line
+our side speaks (by role, or by a name our tags or attendee list give), an
+e-mail our side wrote (its From: header or "(outbound)") are not the
+customer's; "I" / "we" in a customer's quote, speaker line or e-mail is the
+customer, while on the customer's own line "us" is the customer and "their"
+someone else. A statement the speaker takes back ("no wait, scratch that",
+"I'm mixing him up") is withdrawn and the corrected one judged. A field whose
+value is on the next line ("## Advocacy:") is judged by that value; a field
+saying how the customer came to us ("Lead source | Referral from ...") is
+inbound. The long trigger and blocker alternations are guarded by a lookahead
+derived from the vocabulary itself (the prefixes their alternatives can start
+with), which rejects most word starts with a single test.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import multiprocessing
 import os
 import re
 import tomllib
+from re import _constants as _sre, _parser as _sre_parse
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -216,8 +231,11 @@ class ReferralVocabulary:
     question_opener: re.Pattern[str]
     statement: re.Pattern[str]
     completed_after: re.Pattern[str]
+    conditional_asker: re.Pattern[str]
     label_count: re.Pattern[str]
     affirmative: re.Pattern[str]
+    state_word: re.Pattern[str]
+    condition: re.Pattern[str]
     clause: re.Pattern[str]
     segment: re.Pattern[str]
     sentence: re.Pattern[str]
@@ -227,6 +245,7 @@ class ReferralVocabulary:
     answer_start: re.Pattern[str]
     label_affirmative: re.Pattern[str]
     window_before: int
+    context_before: int
     window_after: int
     label_max_words: int
     region_before: int
@@ -238,6 +257,7 @@ class ReferralVocabulary:
     staff_before: re.Pattern[str]
     outsider_stems: re.Pattern[str]
     outsider_after: tuple[re.Pattern[str], ...]
+    outsider_lead: re.Pattern[str]
     outsider_before: re.Pattern[str]
     outsider_suffix: re.Pattern[str]
     outsider_first_word: re.Pattern[str]
@@ -249,7 +269,21 @@ class ReferralVocabulary:
     names_us: re.Pattern[str]
     summary_line: re.Pattern[str]
     our_speaker: re.Pattern[str]
+    our_speaker_name: re.Pattern[str]
+    our_named_line: str
+    our_tag_other: re.Pattern[str]
+    customer_line_object: re.Pattern[str]
+    customer_line_other: re.Pattern[str]
+    names_us_ours: re.Pattern[str]
+    label_line: re.Pattern[str]
     speaker: re.Pattern[str]
+    inbound_field: re.Pattern[str]
+    field_value_ours: re.Pattern[str]
+    retraction: re.Pattern[str]
+    email_header: re.Pattern[str]
+    email_logger: re.Pattern[str]
+    email_direction: re.Pattern[str]
+    email_salutation: re.Pattern[str]
     staff_between: str
     staff_clause: re.Pattern[str]
     min_name_length: int
@@ -274,6 +308,119 @@ def _trie_pattern(words: Iterable[str]) -> str:
         return group
 
     return build(trie)
+
+
+PREFIX_GUARD_LENGTH = 5
+_PREFIX_LIMIT = 5000
+
+
+class _Unbounded(Exception):
+    """Too many prefixes to enumerate."""
+
+
+def _prefixes(items: list, k: int) -> set[tuple[str, bool]]:
+    """(prefix, done) for the parsed pattern `items`: every string of at most `k` characters a
+    match can start with; done when the whole pattern can end right after it, else the prefix is
+    truncated (at `k` characters, or where a character is not known: anything may follow)."""
+    states, found = {("", True)}, set()
+    for op, av in items:
+        following = set()
+        for text, _ in states:
+            if len(text) >= k:
+                found.add((text[:k], False))
+                continue
+            for tail, done in _item_prefixes(op, av, k - len(text)):
+                (following if done else found).add((text + tail, done))
+        states = following
+        if len(states) + len(found) > _PREFIX_LIMIT:
+            raise _Unbounded
+        if not states:
+            break
+    return found | states
+
+
+def _item_prefixes(op, av, k: int) -> set[tuple[str, bool]]:
+    """`_prefixes` of one parsed item."""
+    if op is _sre.LITERAL:
+        return {(chr(av), True)}
+    if op is _sre.IN:
+        chars = set()
+        for kind, value in av:
+            if kind is _sre.LITERAL:
+                chars.add(chr(value))
+            elif kind is _sre.RANGE and value[1] - value[0] <= 64:
+                chars.update(chr(c) for c in range(value[0], value[1] + 1))
+            else:
+                return {("", False)}  # a category, a negated or a wide set: anything
+        return {(char, True) for char in chars}
+    if op in (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT):
+        return {("", True)}  # zero-width: ignoring a condition keeps a superset
+    if op is _sre.SUBPATTERN:
+        if av[1] & _sre.SRE_FLAG_IGNORECASE:
+            return {("", False)}
+        return _prefixes(list(av[-1]), k)
+    if op is _sre.BRANCH:
+        return set().union(*(_prefixes(list(alternative), k) for alternative in av[1]))
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+        low, high, sub = av
+        once = _prefixes(list(sub), k)
+        found = {("", True)} if low == 0 else set()
+        states, count = {("", True)}, 0
+        while states and (high is _sre.MAXREPEAT or count < high):
+            count += 1
+            following = set()
+            for text, _ in states:
+                for tail, done in once:
+                    joined = text + tail
+                    if len(joined) >= k:
+                        found.add((joined[:k], False))
+                    elif done:
+                        following.add((joined, True))
+                    else:
+                        found.add((joined, False))
+            states = following - {(text, True) for text, _ in states} if count > low + k else following
+            if count >= low:
+                found |= states
+            if len(found) > _PREFIX_LIMIT:
+                raise _Unbounded
+        return found
+    return {("", False)}
+
+
+def _prefix_guard(pattern: str, k: int = PREFIX_GUARD_LENGTH) -> str:
+    """A zero-width test that every match of `pattern` passes: a lookahead with a trie of the
+    strings of up to `k` characters its matches can start with (or, for an alternative that opens
+    with a one-character lookbehind, that lookbehind). Placed before a long alternation searched
+    at every word start, it rejects the word starts none of the alternatives can match with one
+    cheap test instead of dozens (same matches). Empty when a start cannot be bounded."""
+    items = list(_sre_parse.parse(pattern))
+    alternatives = items[0][1][1] if len(items) == 1 and items[0][0] is _sre.BRANCH else [items]
+    found, behind = set(), set()
+    try:
+        for alternative in alternatives:
+            for length in range(k, 0, -1):  # shorter prefixes where there are too many ("[0-9]+")
+                try:
+                    starts = {text for text, _ in _prefixes(list(alternative), length)}
+                    break
+                except _Unbounded:
+                    if length == 1:
+                        raise
+            if "" not in starts:
+                found |= starts
+                continue
+            first = list(alternative)[0] if len(alternative) else None
+            if first is None or first[0] is not _sre.ASSERT or first[1][0] != -1:
+                return ""
+            chars = _item_prefixes(*list(first[1][1])[0], 1) if len(first[1][1]) == 1 else {("", False)}
+            if any(not text for text, _ in chars):
+                return ""
+            behind |= {text for text, _ in chars}
+    except (_Unbounded, RecursionError):
+        return ""
+    tests = [f"(?={_trie_pattern(sorted(found))})"] if found else []
+    if behind:
+        tests.append("(?<=[" + "".join(re.escape(char) for char in sorted(behind)) + "])")
+    return tests[0] if len(tests) == 1 else "(?:" + "|".join(tests) + ")"
 
 
 def _without_leading_boundaries(pattern: str) -> str:
@@ -326,7 +473,10 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         return "|".join(f"(?:{part})" for part in parts)
 
     def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
-        return re.compile(f"{guard}(?:{alternation(pattern, guard)})" if guard else alternation(pattern))
+        if not guard:
+            return re.compile(alternation(pattern))
+        body = alternation(pattern, guard)
+        return re.compile(f"{guard}{_prefix_guard(body)}(?:{body})")
 
     # Trigger and blocker patterns all start with `\b`: checking one word
     # boundary (followed by a word character or an apostrophe) before trying
@@ -335,6 +485,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
 
     blockers = data["blockers"]
     limits = data["limits"]
+    trigger_body = (
+        f"{alternation(data['triggers']['patterns'], word_guard)}"
+        f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)})"
+        f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)})"
+    )
     fuzzy_table = data["fuzzy"]
     fuzzy_triggers = [word.lower() for word in fuzzy_table["triggers"]]
     fuzzy = FuzzyIndex(
@@ -354,11 +509,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
         # One pass finds all three: a shape match is the named group "shape", someone evaluating
         # us the group "avail".
-        trigger=re.compile(
-            f"{word_guard}(?:{alternation(data['triggers']['patterns'], word_guard)}"
-            f"|(?P<shape>{alternation(data['shapes']['connection'], word_guard)})"
-            f"|(?P<avail>{alternation(data['shapes']['evaluator'], word_guard)}))"
-        ),
+        trigger=re.compile(f"{word_guard}{_prefix_guard(trigger_body)}(?:{trigger_body})"),
         outside_party=compile_(data["shapes"]["outside_party"]),
         outside_cased=re.compile(expand(data["shapes_cased"]["outside_party"])),
         availability_act=compile_(data["shapes"]["availability_act"]),
@@ -377,8 +528,11 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         question_opener=compile_(data["questions"]["openers"]),
         statement=compile_(data["questions"]["statement"]),
         completed_after=compile_(data["questions"]["completed_after"]),
+        conditional_asker=compile_(data["questions"]["conditional_asker"]),
         label_count=compile_(data["boundaries"]["label_count"]),
         affirmative=compile_(data["questions"]["affirmative"]),
+        state_word=compile_(data["questions"]["state_word"]),
+        condition=compile_(data["questions"]["condition"]),
         clause=compile_(data["boundaries"]["clause"]),
         segment=compile_(data["boundaries"]["segment"]),
         sentence=compile_(data["boundaries"]["sentence"]),
@@ -388,6 +542,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         answer_start=compile_(data["boundaries"]["answer_start"]),
         label_affirmative=compile_(data["boundaries"]["label_affirmative"]),
         window_before=int(limits["window_before"]),
+        context_before=int(limits["context_before"]),
         window_after=int(limits["window_after"]),
         label_max_words=int(limits["label_max_words"]),
         region_before=int(limits["region_before"]),
@@ -399,6 +554,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         staff_before=compile_(data["staff"]["before"]),
         outsider_stems=re.compile(_trie_pattern(data["outsiders"]["stems"])),
         outsider_after=tuple(re.compile(expand(pattern)) for pattern in data["outsiders"]["after"]),
+        outsider_lead=re.compile(expand(data["outsiders"]["after_lead"])),
         outsider_before=compile_(data["outsiders"]["before"]),
         outsider_suffix=re.compile(data["outsiders"]["suffix"]),
         outsider_first_word=re.compile(expand(data["outsiders"]["first_word"]) + "$"),
@@ -415,7 +571,21 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         names_us=compile_(data["domain"]["names_us"]),
         summary_line=compile_(data["summary_line"]["pattern"]),
         our_speaker=compile_(data["summary_line"]["our_speaker"]),
+        our_speaker_name=compile_(data["summary_line"]["our_speaker_name"]),
+        our_named_line=expand(data["summary_line"]["our_named_line"]),
+        our_tag_other=compile_(data["summary_line"]["our_tag_other"]),
+        customer_line_object=compile_(data["summary_line"]["customer_line_object"]),
+        customer_line_other=compile_(data["summary_line"]["customer_line_other"]),
+        names_us_ours=compile_(data["domain"]["names_us_ours"]),
+        label_line=compile_(data["boundaries"]["label_line"]),
         speaker=compile_(data["summary_line"]["speaker"]),
+        inbound_field=compile_(data["summary_line"]["inbound_field"]),
+        field_value_ours=compile_(data["summary_line"]["field_value_ours"]),
+        retraction=compile_(data["summary_line"]["retraction"]),
+        email_header=re.compile(expand(data["summary_line"]["email_header"]), re.M),
+        email_logger=compile_(data["summary_line"]["email_logger"]),
+        email_direction=compile_(data["summary_line"]["email_direction"]),
+        email_salutation=compile_(data["summary_line"]["email_salutation"]),
     )
 
 
@@ -457,7 +627,16 @@ def _has_cue(cue: re.Pattern[str], text: str, vocab: ReferralVocabulary, context
 def _answer_is_yes(answer: str, vocab: ReferralVocabulary, label: bool = False) -> bool:
     """An affirmative answer (or label value) without a hedge, and without a negation before it
     or in its own clause ("yes, no problem, just don't send me more than one a month" is a yes)."""
-    found = vocab.affirmative.search(answer) or label and vocab.label_affirmative.search(answer)
+    found = None
+    for pattern in (vocab.affirmative, vocab.label_affirmative) if label else (vocab.affirmative,):
+        for m in pattern.finditer(answer):
+            # "... at the next QBR once the assessment is scheduled": the state belongs to the condition
+            if vocab.state_word.fullmatch(m.group()) and vocab.condition.search(_after_last(vocab.clause, answer[: m.start()])):
+                continue
+            found = m
+            break
+        if found:
+            break
     if not found:
         return False
     scope = answer[: found.end()] + _before_first(vocab.clause, answer[found.end() :])
@@ -531,7 +710,40 @@ def _quoted_first_person(
     if opened is not None and not _SINGLE_CLOSE.search(notes, opened.end(), position):
         return True
     line_start = notes.rfind("\n", 0, position) + 1
-    return vocab.speaker.match(notes, line_start, position) is not None
+    if vocab.speaker.match(notes, line_start, position) is not None:
+        return True
+    return _email_author(notes, line_start, vocab) == CUSTOMER
+
+
+_EMAIL_HINT = re.compile(r"e-?mail|thread|wrote:|^[>\s]*from:", re.M)
+
+
+CUSTOMER, OURS = 1, -1
+
+
+def _email_author(notes: str, line_start: int, vocab: ReferralVocabulary) -> int:
+    """Who wrote the e-mail pasted into the note that holds the line at `line_start`: CUSTOMER,
+    OURS or 0 (not an e-mail, or not known). The nearest header or direction line above it
+    decides: a header names the author ("From: Thomas Keller", "> On 30 Apr, Sam O'Connell
+    wrote:"), ours when it is the note's logger or our staff named in the note; a direction line
+    ("Email (outbound) to Mia", "Email (inbound) from Jonas") says whose it is. Without either, a
+    body that opens by addressing our side ("Jake - I've looped in Sara ...") was written to us."""
+    if not _EMAIL_HINT.search(notes):
+        return 0
+    header = direction = None
+    for header in vocab.email_header.finditer(notes, 0, line_start):
+        pass
+    for direction in vocab.email_direction.finditer(notes, header.end() if header else 0, line_start):
+        pass
+    if direction is not None:
+        return OURS if direction.group("ours") else CUSTOMER
+    ours = {m.group("name") for m in vocab.email_logger.finditer(notes)}
+    ours.update(words[0] for words in _names(notes, vocab.staff_after, vocab.staff_before))
+    if header is not None:
+        author = header.group("from") or header.group("wrote")
+        return OURS if author in ours or author in ("me", "i", "we", "us") else CUSTOMER
+    greeting = vocab.email_salutation.match(notes, line_start)
+    return CUSTOMER if greeting is not None and greeting.group("name") in ours else 0
 
 
 # Verdicts of `_judge`.
@@ -561,13 +773,22 @@ def _judge(
     w_end = min(s_end, end + vocab.window_after)
     window = notes[w_start:w_end]
     t_start, t_end = start - w_start, end - w_start
-    for m in vocab.blocker.finditer(window):
-        if m.start() < t_end and m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m, vocab):
+    # Blockers may overlap one another ("we sent them our Halden case study": our side sending,
+    # and a case study we sent), so the search resumes inside a match that missed the trigger.
+    position = 0
+    while True:
+        m = vocab.blocker.search(window, position)
+        if m is None or m.start() >= t_end:
+            break
+        if m.end() > t_start and not _quoted_first_person(notes, s_start, w_start, m, vocab):
             return NO
+        position = m.start() + 1
     # A context that changes what every trigger around it means: an inbound-referral story
-    # ("came to us via a referral from ..., who recommended us"), a product feature.
-    for m in vocab.context.finditer(window):
-        if not _quoted_first_person(notes, s_start, w_start, m, vocab):
+    # ("came to us via a referral from ..., who recommended us"), a product feature; it reaches
+    # further back in the sentence than the window.
+    c_start = max(s_start, start - vocab.context_before)
+    for m in vocab.context.finditer(notes, c_start, w_end):
+        if not _quoted_first_person(notes, s_start, 0, m, vocab):
             return NO
     if vocab.product_context.search(window) and not vocab.directed.match(notes, end, w_end):
         return NO
@@ -607,21 +828,38 @@ def _judge(
             if separator or not _WORD.search(head) and len(_WORD.findall(rest)) <= 1:
                 if rest[separator.end() if separator else 0 :].strip():
                     return YES if _answer_is_yes(rest, vocab, label=True) else NO
-                return YES_WITH_NEXT if _next_sentence_answers(next_sentence, vocab) else UNANSWERED
+                if _next_sentence_answers(next_sentence, vocab):
+                    return YES_WITH_NEXT
+                heading = not separator and head.lstrip().startswith("#")  # "## Advocacy" on its own line
+                if (heading or separator and separator.group().endswith(":")) and notes.startswith("\n", s_end):
+                    # A field whose value is the next line ("## Advocacy:\nMaya will co-present with
+                    # our PM at the summit"): a free-text value counts like an inline one, unless
+                    # it is our side's plan or a question still to ask.
+                    if _answer_is_yes(next_sentence, vocab, label=True) and not vocab.field_value_ours.match(
+                        next_sentence
+                    ):
+                        return YES_WITH_NEXT
+                return UNANSWERED
 
     segment_before = _after_last(vocab.segment, before)
     clause_before = _after_last(vocab.clause, before)
     clause_after = _before_first(vocab.clause, after)
     sentence_rest = notes[end:w_end]
-    is_question = notes[max(s_start, s_end - 20) : s_end].rstrip().endswith("?")
+    # (a "?" in an aside left open is not the sentence's: "putting us in touch w/ Marren (their 3PL's sister co?")
+    is_question = notes[max(s_start, s_end - 20) : s_end].rstrip().endswith("?") and notes.count(
+        "(", end, s_end
+    ) <= notes.count(")", end, s_end)
 
     # Question: asked about, or the sentence is a question; needs an answer.
     opener = vocab.question_opener.search(segment_before)
     if opener and not is_question and (
-        vocab.statement.search(segment_before, opener.end()) or vocab.completed_after.match(sentence_rest)
+        vocab.statement.search(segment_before, opener.end())
+        or vocab.completed_after.match(sentence_rest)
+        or vocab.conditional_asker.search(segment_before, 0, opener.start())
     ):
         # Reported, not asked: "brought up on her own that she wants to do a customer story",
-        # "follow up on the referral Marguerite already made".
+        # "follow up on the referral Marguerite already made"; or someone else asking is the
+        # condition of an offer: "if anyone in the forum asks what we use, I'm pointing them at you".
         opener = None
     if opener or is_question:
         answer = sentence_rest
@@ -731,13 +969,37 @@ def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | No
     )
 
 
+def _names_after_lead(notes: str, lower: str, vocab: ReferralVocabulary) -> Iterator[list[str]]:
+    """`_names(notes, vocab.outsider_after, ...)` for the `after` patterns, found faster: each
+    pattern is tried only where its case-insensitive start (`outsider_lead`) matches the
+    lower-cased note, which a case-sensitive search finds quicker; same matches, same order."""
+    starts = []
+    m = vocab.outsider_lead.search(lower)
+    while m is not None:
+        starts.append(m.start())
+        m = vocab.outsider_lead.search(lower, m.start() + 1)
+    if not starts:
+        return
+    for pattern in vocab.outsider_after:
+        last_end = 0
+        for start in starts:
+            if start < last_end:
+                continue  # inside the previous match, as finditer would skip it
+            full = pattern.match(notes, start)
+            if full is not None:
+                yield full.group("name").split()
+                last_end = full.end()
+
+
 def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
     """A pattern finding, in the part of a sentence before a trigger, an organisation or person the
     note names as someone other than the customer ("their consultant Meridian RCM"), or None."""
     header = lower[: vocab.header_length]
     names = set()
-    after = vocab.outsider_after if vocab.outsider_stems.search(lower) else ()
-    for words in _names(notes, after, vocab.outsider_before):
+    found = _names(notes, (), vocab.outsider_before)
+    if vocab.outsider_stems.search(lower):
+        found = itertools.chain(_names_after_lead(notes, lower, vocab), found)
+    for words in found:
         words = [word.lower() for word in words]
         if len(words[0]) < vocab.min_name_length or not vocab.outsider_first_word.match(words[0]):
             continue
@@ -764,6 +1026,19 @@ def _outsider_before(notes: str, lower: str, vocab: ReferralVocabulary) -> re.Pa
 _NO_STAFF = re.compile(r"(?!)")
 
 
+def _our_speaker_names(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
+    """A pattern matching, at the start of a line, a speaker tag naming one of our speakers: the
+    names our role tags carry ("CSM (Dana):") and our staff named in the note."""
+    names = {m.group("name") for m in vocab.our_speaker_name.finditer(text)}
+    names.update(
+        words[0] for words in _names(text, vocab.staff_after, vocab.staff_before) if len(words[0]) >= vocab.min_name_length
+    )
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return re.compile(vocab.our_named_line.replace("{names}", alternatives))
+
+
 def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | None:
     """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`.
 
@@ -775,6 +1050,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     staff: re.Pattern[str] | None = None
     outsiders: re.Pattern[str] | None = None
     domain: bool | None = None
+    our_names: re.Pattern[str] | None = None
     sentence: tuple[int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1)
     boundary: re.Pattern[str] | None = None  # the sentence boundaries
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
@@ -807,10 +1083,14 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
             # name us ("referred two clinics to us").
             if domain is None:
                 domain = vocab.domain.search(text) is not None
-            if domain:
+            # (a label line, "Referral: yes", is about us)
+            if domain and not (vocab.label_line.match(text, s_start, start) and vocab.label_separator.match(text, end)):
                 clause = _after_last(vocab.clause, text[max(s_start, start - 60) : start])
                 clause += _before_first(vocab.clause, text[start : min(s_end, end + 60)])
-                if not vocab.names_us.search(clause):
+                # On our side's transcript line "you" is the customer ("CSM: So you want referrals routed ...?")
+                line_start = text.rfind("\n", 0, s_start) + 1
+                names_us = vocab.names_us_ours if vocab.our_speaker.match(text, line_start) else vocab.names_us
+                if not names_us.search(clause):
                     continue
         if verdict != NO:
             line_start = text.rfind("\n", 0, s_start) + 1
@@ -818,6 +1098,31 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 continue  # a machine-written summary line ("AI SUMMARY: customer agreed to ..."), not a statement
             if verdict == YES and vocab.our_speaker.match(text, line_start):
                 continue  # our side speaking in a transcript ("CSM: I'll introduce you to Corvane")
+            if verdict == YES and text.find(":", line_start, start) >= 0:
+                # A line tagged with the name of one of our speakers ("CSM (Dana): ..." then
+                # "EDIT (Dana): intro to Corvane sent", "Dana: I'll send the intro")
+                if our_names is None:
+                    our_names = _our_speaker_names(text, vocab) or _NO_STAFF
+                tag = our_names.match(text, line_start, start)
+                if tag and not vocab.our_tag_other.match(text, tag.end(), start):
+                    continue  # ours unless the entry reports someone else ("Lena: Henrik is arranging a dinner")
+            if verdict == YES and _email_author(text, line_start, vocab) == OURS:
+                continue  # an e-mail our side wrote ("Email (outbound) to Mia: happy to introduce you to ...")
+            if kind == TRIGGER and vocab.speaker.match(text, line_start, start):
+                # On the customer's own transcript line, "us" is the customer and "their" someone
+                # else: "Dr. Patel (cust): Siobhan Keane referred us" (how they came to us),
+                # "Callum (cust): Our parent liked the demo. Their CTO wants to recommend you".
+                if vocab.customer_line_object.match(text, start):
+                    continue
+                clause_start = max(s_start, start - vocab.window_before)
+                if vocab.customer_line_other.match(_after_last(vocab.clause, text[clause_start:start])):
+                    continue
+            if vocab.inbound_field.match(text, line_start, start):
+                continue  # the value of a field saying how they came to us ("Lead source | Referral from Osprey")
+            if vocab.retraction.search(text, end, min(s_end, end + vocab.window_after)) or vocab.retraction.search(
+                next_sentence, 0, 40
+            ):
+                continue  # taken back: "he said he'd be a reference, no hang on, I'm mixing him up"
         if verdict != NO:
             # Our own staff as the subject: "Fatima (our SE) recommended the arrears model".
             clause_before = _after_last(vocab.clause, text[max(s_start, start - vocab.window_before) : start])
