@@ -472,11 +472,12 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
             parts = [_without_leading_boundaries(part) for part in parts]
         return "|".join(f"(?:{part})" for part in parts)
 
-    def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
-        if not guard:
-            return re.compile(alternation(pattern))
-        body = alternation(pattern, guard)
+    def guarded(guard: str, body: str) -> re.Pattern[str]:
+        """`body` behind `guard` and the prefix guard derived from it."""
         return re.compile(f"{guard}{_prefix_guard(body)}(?:{body})")
+
+    def compile_(pattern: str | list[str], guard: str = "") -> re.Pattern[str]:
+        return guarded(guard, alternation(pattern, guard)) if guard else re.compile(alternation(pattern))
 
     # Trigger and blocker patterns all start with `\b`: checking one word
     # boundary (followed by a word character or an apostrophe) before trying
@@ -509,7 +510,7 @@ def load_vocabulary(path: str | os.PathLike | None = None) -> ReferralVocabulary
         screen=re.compile(_trie_pattern(sorted(set(stems) | anchors))),
         # One pass finds all three: a shape match is the named group "shape", someone evaluating
         # us the group "avail".
-        trigger=re.compile(f"{word_guard}{_prefix_guard(trigger_body)}(?:{trigger_body})"),
+        trigger=guarded(word_guard, trigger_body),
         outside_party=compile_(data["shapes"]["outside_party"]),
         outside_cased=re.compile(expand(data["shapes_cased"]["outside_party"])),
         availability_act=compile_(data["shapes"]["availability_act"]),
@@ -738,7 +739,7 @@ def _email_author(notes: str, line_start: int, vocab: ReferralVocabulary) -> int
     if direction is not None:
         return OURS if direction.group("ours") else CUSTOMER
     ours = {m.group("name") for m in vocab.email_logger.finditer(notes)}
-    ours.update(words[0] for words in _names(notes, vocab.staff_after, vocab.staff_before))
+    ours |= _staff_first_names(notes, vocab)
     if header is not None:
         author = header.group("from") or header.group("wrote")
         return OURS if author in ours or author in ("me", "i", "we", "us") else CUSTOMER
@@ -953,13 +954,18 @@ def _names(text: str, after: Iterable[re.Pattern[str]], before: re.Pattern[str])
                 yield [words.group(2)]  # "a lab in Lyon (not a customer)": "Lyon"
 
 
+def _staff_first_names(text: str, vocab: ReferralVocabulary) -> set[str]:
+    """The first names of our staff that `text` names ("Fatima (our SE)", "our AE Jake")."""
+    return {words[0] for words in _names(text, vocab.staff_after, vocab.staff_before)}
+
+
 def _staff_subject(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] | None:
     """A pattern matching the part of a clause before a trigger when it is one of our staff named
     in `text` ("Fatima recommended ...": the clause before the trigger is "fatima "), or None."""
     names = {
-        words[0]
-        for words in _names(text, vocab.staff_after, vocab.staff_before)
-        if len(words[0]) >= vocab.min_name_length and vocab.outsider_first_word.match(words[0])
+        name
+        for name in _staff_first_names(text, vocab)
+        if len(name) >= vocab.min_name_length and vocab.outsider_first_word.match(name)
     }
     if not names:
         return None
@@ -1030,9 +1036,7 @@ def _our_speaker_names(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] 
     """A pattern matching, at the start of a line, a speaker tag naming one of our speakers: the
     names our role tags carry ("CSM (Dana):") and our staff named in the note."""
     names = {m.group("name") for m in vocab.our_speaker_name.finditer(text)}
-    names.update(
-        words[0] for words in _names(text, vocab.staff_after, vocab.staff_before) if len(words[0]) >= vocab.min_name_length
-    )
+    names.update(name for name in _staff_first_names(text, vocab) if len(name) >= vocab.min_name_length)
     if not names:
         return None
     alternatives = "|".join(re.escape(name) for name in sorted(names))
@@ -1051,7 +1055,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     outsiders: re.Pattern[str] | None = None
     domain: bool | None = None
     our_names: re.Pattern[str] | None = None
-    sentence: tuple[int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1)
+    sentence: tuple[int, int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1, 0)
     boundary: re.Pattern[str] | None = None  # the sentence boundaries
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
         if not sentence[2] <= start < sentence[3]:
@@ -1064,8 +1068,8 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
             n_end = n_start
             for n_start, n_end in _following(text, n_start, boundary):
                 break
-            sentence = (p_start, p_end, s_start, s_end, n_start, n_end)
-        p_start, p_end, s_start, s_end, n_start, n_end = sentence
+            sentence = (p_start, p_end, s_start, s_end, n_start, n_end, text.rfind("\n", 0, s_start) + 1)
+        p_start, p_end, s_start, s_end, n_start, n_end, line_start = sentence
         if start >= s_end:
             continue
         next_sentence = text[n_start : min(n_end, n_start + vocab.window_after)]
@@ -1088,12 +1092,10 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 clause = _after_last(vocab.clause, text[max(s_start, start - 60) : start])
                 clause += _before_first(vocab.clause, text[start : min(s_end, end + 60)])
                 # On our side's transcript line "you" is the customer ("CSM: So you want referrals routed ...?")
-                line_start = text.rfind("\n", 0, s_start) + 1
                 names_us = vocab.names_us_ours if vocab.our_speaker.match(text, line_start) else vocab.names_us
                 if not names_us.search(clause):
                     continue
         if verdict != NO:
-            line_start = text.rfind("\n", 0, s_start) + 1
             if vocab.summary_line.match(text, line_start):
                 continue  # a machine-written summary line ("AI SUMMARY: customer agreed to ..."), not a statement
             if verdict == YES and vocab.our_speaker.match(text, line_start):
