@@ -13,6 +13,7 @@ FRESH1_DIR = Path(__file__).with_name("fresh")
 FRESH2_DIR = Path(__file__).with_name("fresh2")
 FRESH3_DIR = Path(__file__).with_name("fresh3")
 FRESH4_DIR = Path(__file__).with_name("fresh4")
+FRESH5_DIR = Path(__file__).with_name("fresh5")
 
 # The labelled sets by name, each one or more JSON-lines files read in order (each fresh set was
 # split once by split_set.py, with the seed named there):
@@ -27,6 +28,8 @@ FRESH4_DIR = Path(__file__).with_name("fresh4")
 # - "tuning" and "heldout": the two halves of the fourth fresh set (fresh4/, round 4). The
 #   held-out half is a benchmark: score it only in aggregate (per category), never read its notes
 #   or errors.
+# - "fresh5": 440 notes by four more writers (fresh5/, round 5), never split: the held-out set of
+#   round 5, which fits no rule by hand. Aggregate scores only, never read its notes or errors.
 EVAL_SETS: dict[str, tuple[Path, ...]] = {
     "old": (DEFAULT_EVAL_PATH,),
     "fresh1": (FRESH1_DIR / "tuning.jsonl", FRESH1_DIR / "heldout.jsonl"),
@@ -35,9 +38,10 @@ EVAL_SETS: dict[str, tuple[Path, ...]] = {
     "validation": (FRESH3_DIR / "heldout.jsonl",),
     "tuning": (FRESH4_DIR / "tuning.jsonl",),
     "heldout": (FRESH4_DIR / "heldout.jsonl",),
+    "fresh5": tuple(FRESH5_DIR / f"writer_{writer}.jsonl" for writer in "qrst"),
 }
 # Never printed note by note (bench_text_signals.py --errors skips them).
-HELD_OUT = frozenset({"validation", "heldout"})
+HELD_OUT = frozenset({"validation", "heldout", "fresh5"})
 
 
 @dataclass(frozen=True)
