@@ -4,16 +4,17 @@ Prints precision / recall / F1 overall and per category on each labelled set
 (bench/qbr_signal_eval/scoring.py EVAL_SETS: "old" = notes.jsonl, "fresh1" and
 "fresh2" = both halves of fresh/ and fresh2/, "fresh3" = fresh3/tuning.jsonl, the
 regression sets; "validation" = fresh3/heldout.jsonl, aggregate only; "tuning" and
-"heldout" = the two halves of fresh4/, round 4), then times the detector on N
-synthetic ~500-character notes next to one plain regular-expression pass over the
-same notes.
+"heldout" = the two halves of fresh4/, round 4; "fresh5" = round 5's held-out set,
+aggregate only), then times the detector on N synthetic ~500-character notes next
+to one plain regular-expression pass over the same notes, and the rules alone
+(without the model's second opinion).
 
     python bench/bench_text_signals.py [--sets old,fresh1,fresh2,fresh3,validation,tuning,heldout] [--errors] [--notes N] [--seed S]
 
 The held-out halves are scored only when named in --sets (default: old,fresh1,fresh2,fresh3,tuning).
 
 `--errors` lists the misclassified notes with their evidence, for every set but
-the held-out halves ("validation", "heldout"): those are reported in aggregate
+the held-out sets ("validation", "heldout", "fresh5"): those are reported in aggregate
 per category and their notes and errors are never printed. `--notes 0` skips the timing.
 """
 
@@ -28,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from referral_pipeline.lib.text_signals import detect_referral_evidence  # noqa: E402
+from referral_pipeline.lib.text_signals import detect_referral_evidence, detect_rule_evidence  # noqa: E402
 from bench.qbr_signal_eval.scoring import (  # noqa: E402
     EVAL_SETS,
     HELD_OUT,
@@ -106,9 +107,14 @@ def print_speed(count: int, seed: int) -> None:
     found = sum(evidence is not None for evidence in detect_referral_evidence(notes))
     detector_seconds = time.perf_counter() - start
 
+    start = time.perf_counter()
+    found_by_rules = sum(evidence is not None for evidence in detect_rule_evidence(notes))
+    rules_seconds = time.perf_counter() - start
+
     print(
         f"\n{count:,} synthetic notes (~500 chars): plain regex {plain_seconds:.2f}s ({plain_hits:,} hits), "
-        f"detector {detector_seconds:.2f}s ({found:,} signals), ratio {detector_seconds / plain_seconds:.2f}x"
+        f"detector {detector_seconds:.2f}s ({found:,} signals), ratio {detector_seconds / plain_seconds:.2f}x; "
+        f"the rules alone (no model) {rules_seconds:.2f}s ({found_by_rules:,} signals)"
     )
 
 

@@ -36,11 +36,21 @@ saying how the customer came to us ("Lead source | Referral from ...") is
 inbound. The long trigger and blocker alternations are guarded by a lookahead
 derived from the vocabulary itself (the prefixes their alternatives can start
 with), which rejects most word starts with a single test.
+
+A second opinion, `signal_model` (a linear model of the words and word pairs
+of a note, trained offline on the labelled notes), reads every screened note
+of at least 20 words: it vetoes the rules' evidence when it finds the note
+very unlikely to be a signal, and adds a signal, with the sentence it scores
+highest as evidence, when the rules found no trigger or rejected every trigger
+by its sense and it finds the note likely enough (`detect_referral_evidence`).
+It never overrules a rejection for whose statement it is. `rule_verdicts` and
+`detect_rule_evidence` are the rules alone.
 """
 
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 import multiprocessing
 import os
@@ -52,6 +62,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from referral_pipeline.lib.signal_model import SignalModel, default_model
 
 DEFAULT_VOCABULARY_PATH = Path(__file__).with_name("referral_vocabulary.toml")
 
@@ -1043,8 +1055,9 @@ def _our_speaker_names(text: str, vocab: ReferralVocabulary) -> re.Pattern[str] 
     return re.compile(vocab.our_named_line.replace("{names}", alternatives))
 
 
-def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | None:
+def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int = 0) -> str | Rejection | None:
     """Judge triggers on the lower-cased, typo-corrected text; slice the evidence from `notes`.
+    NOT_THEIRS or REJECTED when triggers were judged and none survived, None when the note has none.
 
     No prefilter stem occurs before `first_hit` (the screen's first match) other than a word
     the correction changed."""
@@ -1057,7 +1070,10 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     our_names: re.Pattern[str] | None = None
     sentence: tuple[int, int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1, 0)
     boundary: re.Pattern[str] | None = None  # the sentence boundaries
+    judged = False  # a trigger reached the rules (and, so far, every one was rejected)
+    attributed = False  # one was rejected as not the customer's statement (ours, a third party's)
     for start, end, kind in _triggers(text, vocab, max(0, first_hit - vocab.region_before)):
+        judged = True
         if not sentence[2] <= start < sentence[3]:
             # The sentence holding the trigger, the one before it and the one after it.
             if boundary is None:
@@ -1096,6 +1112,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
                 if not names_us.search(clause):
                     continue
         if verdict != NO:
+            attributed = True  # from here on a rejection is about whose statement it is
             if vocab.summary_line.match(text, line_start):
                 continue  # a machine-written summary line ("AI SUMMARY: customer agreed to ..."), not a statement
             if verdict == YES and vocab.our_speaker.match(text, line_start):
@@ -1150,7 +1167,7 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
         if corrections:
             s_start, last = _original_offset(s_start, corrections), _original_offset(last, corrections)
         return notes[s_start:last].strip()
-    return None
+    return NOT_THEIRS if attributed else REJECTED if judged else None
 
 
 def find_referral_evidence(notes: str | None, vocabulary: ReferralVocabulary | None = None) -> str | None:
@@ -1165,13 +1182,28 @@ def screen_pattern(vocabulary: ReferralVocabulary | None = None) -> str:
     return (vocabulary or _default()).screen.pattern
 
 
-def detect_referral_evidence(
+# The rules' verdicts on a note without evidence, besides None (no trigger at all): every trigger
+# rejected by its sense (a negation, a hedge, a blocker, ...), which the model may overrule; or one
+# rejected as not the customer's statement (our side's, a third party's, taken back), which it may
+# not: who speaks is beyond word n-grams.
+class Rejection(enum.Enum):
+    BY_SENSE = "rejected by its sense"
+    NOT_THEIRS = "not the customer's statement"
+
+    def __bool__(self) -> bool:
+        return False  # no evidence
+
+
+REJECTED, NOT_THEIRS = Rejection.BY_SENSE, Rejection.NOT_THEIRS
+
+
+def rule_verdicts(
     notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
-) -> list[str | None]:
-    """Batch version of `find_referral_evidence`, one result per note."""
+) -> list[str | Rejection | None]:
+    """The rules' verdict on each note: its evidence, REJECTED, NOT_THEIRS or None (no trigger)."""
     vocab = vocabulary or _default()
     screen = vocab.screen.search
-    results: list[str | None] = []
+    results: list[str | Rejection | None] = []
     for note in notes:
         if not note:
             results.append(None)
@@ -1181,6 +1213,61 @@ def detect_referral_evidence(
             lower = note.replace("\u0130", "i").lower()
         hit = screen(lower)
         results.append(_evidence(note, lower, vocab, hit.start()) if hit else None)
+    return results
+
+
+def detect_rule_evidence(
+    notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
+) -> list[str | None]:
+    """The rules' evidence alone, one result per note (no model's second opinion)."""
+    return [verdict or None for verdict in rule_verdicts(notes, vocabulary)]
+
+
+# The model (trained on notes of up to about 2,000 characters) judges the rules' evidence with this
+# many characters on each side of it, and a note without a trigger by its first MODEL_MAX_CHARS.
+MODEL_CONTEXT = 1_000
+MODEL_MAX_CHARS = 20_000
+
+
+def detect_referral_evidence(
+    notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None, model: SignalModel | None = None
+) -> list[str | None]:
+    """Batch version of `find_referral_evidence`, one result per note: the rules' evidence unless
+    the model (`signal_model`) vetoes it; else the sentence the model scores highest where the
+    note's probability reaches the promotion threshold (a note with no trigger) or the higher
+    overruling one (a note whose triggers the rules all rejected by their sense; never one they
+    found was not the customer's statement). On a note shorter than the
+    model's `min_words` the rules decide alone; a note the screen drops is never a signal."""
+    vocab = vocabulary or _default()
+    model = model or default_model()
+    screen = vocab.screen.search
+    veto_below, promote_above, overrule_above = model.veto_below, model.promote_above, model.overrule_above
+    results: list[str | None] = []
+    for note in notes:
+        if not note:
+            results.append(None)
+            continue
+        lower = note.lower()  # _lower, inlined: this loop runs for every note
+        if len(lower) != len(note):
+            lower = note.replace("\u0130", "i").lower()
+        hit = screen(lower)
+        if hit is None:
+            results.append(None)
+            continue
+        evidence = _evidence(note, lower, vocab, hit.start())
+        if not model.heard(note):
+            results.append(evidence or None)
+        elif evidence:
+            # The model reads the evidence with a training note's worth of text around it.
+            at = note.find(evidence)
+            window = lower[max(0, at - MODEL_CONTEXT) : at + len(evidence) + MODEL_CONTEXT]
+            results.append(evidence if model.probability(window) >= veto_below else None)
+        elif evidence is not NOT_THEIRS and model.probability(lower[:MODEL_MAX_CHARS]) >= (
+            promote_above if evidence is None else overrule_above
+        ):
+            results.append(model.best_sentence(note[:MODEL_MAX_CHARS]))
+        else:
+            results.append(None)
     return results
 
 
