@@ -1,21 +1,21 @@
 """Train the QBR referral-intent model (referral_pipeline/lib/qbr_signal_model.json).
 
     python bench/train_signal_model.py --cv      # leave-one-writer-out scores and the threshold grid
-    python bench/train_signal_model.py --write   # train on every training note, write the model file
+    python bench/train_signal_model.py --write   # train on every labelled note, write the model file
 
-Training notes: every labelled set of rounds 1-4 (`old`, both halves of fresh/ ... fresh4/), 2,427
-notes grouped by writer (the id prefix; `old` is two writers, qbr-001..338 and the rest). fresh5/
-is never used here: it is the model's held-out set. Needs scikit-learn (the `train` extra); the
-detector itself does not.
+Training notes: every labelled set (`old`, both halves of fresh/ ... fresh4/, and fresh5/), 2,867
+notes grouped by writer (the id prefix; `old` is two writers, qbr-001..338 and the rest). Needs
+scikit-learn (the `train` extra); the detector itself does not.
 
 --cv trains one model per writer on all the other writers and scores that writer's notes with it,
 so every note is scored by a model that never saw its writer. It reports the rules, the model, and
 the detector's combination of the two over a grid of its thresholds, on two groups of notes:
-"untuned", the held-out halves of fresh3/ and fresh4/, which no rule was ever written from (what
-notes by a new writer look like), and "tuned", the rest, where the rules are right almost by
-construction. The thresholds below were chosen from that grid: the best untuned F1 among those that
-cost the tuned notes nothing.
-""""""
+"untuned", the held-out halves of fresh3/ and fresh4/ and all of fresh5/, which no rule was ever
+written from (what notes by a new writer look like), and "tuned", the rest, where the rules are
+right almost by construction. The thresholds below were chosen from that grid (before fresh5/ was
+written): the best untuned F1 among those that cost the tuned notes nothing. Round 5 scored its
+model, trained without fresh5/, on fresh5/ once, then added fresh5/ to the training notes.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.qbr_signal_eval.scoring import DEFAULT_EVAL_PATH, FRESH1_DIR, FRESH2_DIR, FRESH3_DIR, FRESH4_DIR, load_eval_set  # noqa: E402
+from bench.qbr_signal_eval.scoring import DEFAULT_EVAL_PATH, EVAL_SETS, FRESH1_DIR, FRESH2_DIR, FRESH3_DIR, FRESH4_DIR, load_eval_set  # noqa: E402
 from referral_pipeline.lib.signal_model import DEFAULT_MODEL_PATH, SignalModel, features, inverse_document_frequencies  # noqa: E402
 from referral_pipeline.lib.text_signals import REJECTED, rule_verdicts, screen_pattern  # noqa: E402
 
@@ -41,10 +41,12 @@ PROMOTE_ABOVE = 0.5
 OVERRULE_ABOVE = 0.7
 MIN_WORDS = 20
 # The notes the rules were never tuned on: the held-out halves of rounds 3 and 4.
-UNTUNED = (FRESH3_DIR / "heldout.jsonl", FRESH4_DIR / "heldout.jsonl")
+# The notes no rule was ever written from: the held-out halves of rounds 3 and 4, and round 5.
+UNTUNED = (FRESH3_DIR / "heldout.jsonl", FRESH4_DIR / "heldout.jsonl", *EVAL_SETS["fresh5"])
 TRAINING = (
     DEFAULT_EVAL_PATH,
     *(d / half for d in (FRESH1_DIR, FRESH2_DIR, FRESH3_DIR, FRESH4_DIR) for half in ("tuning.jsonl", "heldout.jsonl")),
+    *EVAL_SETS["fresh5"],
 )
 
 

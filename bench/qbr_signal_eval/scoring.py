@@ -30,6 +30,8 @@ FRESH5_DIR = Path(__file__).with_name("fresh5")
 #   or errors.
 # - "fresh5": 440 notes by four more writers (fresh5/, round 5), never split: the held-out set of
 #   round 5, which fits no rule by hand. Aggregate scores only, never read its notes or errors.
+# Every set is also training data of the detector's model (bench/train_signal_model.py): fresh5
+# joined it after its one aggregate score, so the model's scores on all of them are in-sample.
 EVAL_SETS: dict[str, tuple[Path, ...]] = {
     "old": (DEFAULT_EVAL_PATH,),
     "fresh1": (FRESH1_DIR / "tuning.jsonl", FRESH1_DIR / "heldout.jsonl"),
