@@ -6,8 +6,8 @@ Prints precision / recall / F1 overall and per category on each labelled set
 regression sets; "validation" = fresh3/heldout.jsonl, aggregate only; "tuning" and
 "heldout" = the two halves of fresh4/, round 4; "fresh5" = round 5's held-out set,
 aggregate only), then times the detector on N synthetic ~500-character notes next
-to one plain regular-expression pass over the same notes, and the rules alone
-(without the model's second opinion).
+to one plain regular-expression pass over the same notes, and with the opt-in
+model's second opinion (`--model` scores the sets with it too).
 
     python bench/bench_text_signals.py [--sets old,fresh1,fresh2,fresh3,validation,tuning,heldout] [--errors] [--notes N] [--seed S]
 
@@ -29,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from referral_pipeline.lib.text_signals import detect_referral_evidence, detect_rule_evidence  # noqa: E402
+from referral_pipeline.lib.signal_model import default_model  # noqa: E402
+from referral_pipeline.lib.text_signals import detect_referral_evidence  # noqa: E402
 from bench.qbr_signal_eval.scoring import (  # noqa: E402
     EVAL_SETS,
     HELD_OUT,
@@ -81,12 +82,12 @@ def synthetic_notes(count: int, seed: int, candidate_share: float = 0.15) -> lis
     return notes
 
 
-def print_accuracy(name: str, show_errors: bool = False) -> None:
+def print_accuracy(name: str, show_errors: bool = False, model=None) -> None:
     eval_set = load_named_set(name)
-    evidence = predict(eval_set)
+    evidence = predict(eval_set, model)
     root = Path(__file__).resolve().parent.parent
     files = " + ".join(str(path.relative_to(root)) for path in EVAL_SETS[name])
-    print(f"== {name}: {files} ({len(eval_set)} notes)")
+    print(f"== {name}{' (rules + model)' if model else ''}: {files} ({len(eval_set)} notes)")
     print(format_table(score_by_category(eval_set, [found is not None for found in evidence])))
     if show_errors and name not in HELD_OUT:
         for note, found in errors(eval_set, evidence):
@@ -108,13 +109,13 @@ def print_speed(count: int, seed: int) -> None:
     detector_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    found_by_rules = sum(evidence is not None for evidence in detect_rule_evidence(notes))
-    rules_seconds = time.perf_counter() - start
+    found_with_model = sum(evidence is not None for evidence in detect_referral_evidence(notes, model=default_model()))
+    model_seconds = time.perf_counter() - start
 
     print(
         f"\n{count:,} synthetic notes (~500 chars): plain regex {plain_seconds:.2f}s ({plain_hits:,} hits), "
         f"detector {detector_seconds:.2f}s ({found:,} signals), ratio {detector_seconds / plain_seconds:.2f}x; "
-        f"the rules alone (no model) {rules_seconds:.2f}s ({found_by_rules:,} signals)"
+        f"with the opt-in model {model_seconds:.2f}s ({found_with_model:,} signals)"
     )
 
 
@@ -148,6 +149,7 @@ def main() -> None:
     parser.add_argument(
         "--errors", action="store_true", help="list misclassified notes (never for the held-out halves)"
     )
+    parser.add_argument("--model", action="store_true", help="score with the opt-in model's second opinion")
     parser.add_argument(
         "--typo-collisions",
         metavar="WORD_LIST",
@@ -160,7 +162,7 @@ def main() -> None:
     for name in filter(None, args.sets.split(",")):
         if name not in EVAL_SETS:
             parser.error(f"unknown set {name!r}; choose from {', '.join(EVAL_SETS)}")
-        print_accuracy(name, args.errors)
+        print_accuracy(name, args.errors, default_model() if args.model else None)
     if args.notes:
         print_speed(args.notes, args.seed)
 

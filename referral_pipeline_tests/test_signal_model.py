@@ -15,7 +15,6 @@ from referral_pipeline.lib.text_signals import (
     NOT_THEIRS,
     REJECTED,
     detect_referral_evidence,
-    detect_rule_evidence,
     rule_verdicts,
     screen_pattern,
 )
@@ -86,7 +85,7 @@ def test_the_fixtures_are_what_the_rules_make_of_them():
     screen = re.compile(screen_pattern())
     assert all(screen.search(n.lower()) for n in (NO_TRIGGER, NEGATED, OURS, SIGNAL))
     assert rule_verdicts([NO_TRIGGER, NEGATED, OURS]) == [None, REJECTED, NOT_THEIRS]
-    assert detect_rule_evidence([SIGNAL]) == ["Happy to refer us to two peers in their network."]
+    assert detect_referral_evidence([SIGNAL]) == ["Happy to refer us to two peers in their network."]
 
 
 def test_a_model_sure_of_no_signal_vetoes_the_rules_evidence_on_long_notes_only():
@@ -124,4 +123,15 @@ def test_the_evidence_of_a_promotion_is_the_sentence_the_model_scores_highest():
 
 def test_the_shipped_model_leaves_short_notes_to_the_rules():
     notes = ["Happy to refer.", "Not ready to refer.", "Refer to ticket 123.", "Offered a case study."]
-    assert detect_referral_evidence(notes) == detect_rule_evidence(notes)
+    assert detect_referral_evidence(notes, model=default_model()) == detect_referral_evidence(notes)
+
+
+def test_without_a_model_the_detector_is_the_rules():
+    never, sure = constant(0.01), constant(0.99)
+    assert detect_referral_evidence([SIGNAL, NO_TRIGGER, NEGATED]) == [
+        "Happy to refer us to two peers in their network.",
+        None,
+        None,
+    ]
+    assert detect_referral_evidence([SIGNAL], model=never) == [None]
+    assert detect_referral_evidence([NO_TRIGGER], model=sure) != [None]

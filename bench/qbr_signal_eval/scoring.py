@@ -124,11 +124,12 @@ def score_by_category(eval_set: list[EvalNote], predictions: list[bool]) -> dict
     return {key: score(labels, preds) for key, (labels, preds) in sorted(groups.items())}
 
 
-def predict(eval_set: list[EvalNote]) -> list[str | None]:
-    """The detector's evidence (None: no signal) for each note of the set."""
+def predict(eval_set: list[EvalNote], model=None) -> list[str | None]:
+    """The detector's evidence (None: no signal) for each note of the set (`model`: the opt-in
+    second opinion, `signal_model.SignalModel`)."""
     from referral_pipeline.lib.text_signals import detect_referral_evidence
 
-    return detect_referral_evidence(note.notes for note in eval_set)
+    return detect_referral_evidence((note.notes for note in eval_set), model=model)
 
 
 def evaluate(eval_set: list[EvalNote] | str | None = None) -> dict[str, Score]:

@@ -1,8 +1,8 @@
 """The detector's verdicts, remembered by note text: a note is judged once per detector version.
 
-The notes detector is a pure function of a note's text, the vocabulary, the model's weights and the
-detector's code (and of Python's Unicode tables, through lower-casing). ``intermediate.detector_memo``
-keeps its verdict (the evidence, NULL for none) for every note text it has judged, keyed by the text's MD5,
+The notes detector is a pure function of a note's text, the vocabulary and the detector's code
+(and of Python's Unicode tables, through lower-casing). ``intermediate.detector_memo`` keeps its
+verdict (the evidence, NULL for none) for every note text it has judged, keyed by the text's MD5,
 under ``detector_version()``; a run judges only the texts it has no verdict for. Re-running a quarter
 whose notes did not change, or the daily refresh of the quarter in progress, then costs a lookup,
 not the detector. Verdicts of another detector version, and of texts no staged note holds any more,
@@ -17,7 +17,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
-from referral_pipeline.lib import signal_model, text_signals
+from referral_pipeline.lib import text_signals
 
 MEMO_TABLE = "intermediate.detector_memo"
 MEMO_DDL = f"""
@@ -34,12 +34,7 @@ def detector_version() -> str:
     """What a verdict depends on besides the text: the detector's code, its vocabulary, Python's
     Unicode (read once per process, when first asked, not when the definitions are imported)."""
     digest = hashlib.sha256()
-    for path in (
-        Path(text_signals.__file__),
-        text_signals.DEFAULT_VOCABULARY_PATH,
-        Path(signal_model.__file__),
-        signal_model.DEFAULT_MODEL_PATH,
-    ):
+    for path in (Path(text_signals.__file__), text_signals.DEFAULT_VOCABULARY_PATH):
         digest.update(path.read_bytes())
     digest.update(f"{sys.version_info[:2]}:{unicodedata.unidata_version}".encode())
     return digest.hexdigest()[:16]

@@ -6,7 +6,13 @@ style brings. This model scores a whole note from the words and word pairs it ho
 regression trained offline (`bench/train_signal_model.py`) on the project's labelled notes, its
 weights in `qbr_signal_model.json`. It runs on the CPU in pure Python, with no dependency.
 
-How the detector uses it (`text_signals.detect_referral_evidence`), on notes that pass the screen
+Opt-in: the pipeline does not use it. On the labelled notes of writers it never saw it lifts the
+detector's F1 from 0.886 to 0.929 (leave-one-writer-out, bench/qbr_signal_eval/README.md), but on
+templated notes unlike any it was trained on (the generator's sample data) it promotes notes of
+filler and vetoes real signals: about 2 % of the generated QBRs change, with an evidence sentence
+that states nothing. It stays out of the KPIs until it passes that test too.
+
+How the detector uses it (`text_signals.detect_referral_evidence(..., model=default_model())`), on notes that pass the screen
 and have at least `min_words` words (on shorter ones the rules decide alone):
 - the rules found evidence, the model's probability is below `veto_below`: no signal;
 - the note has no trigger, the probability is at least `promote_above`; or the rules rejected

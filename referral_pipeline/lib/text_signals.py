@@ -37,14 +37,15 @@ inbound. The long trigger and blocker alternations are guarded by a lookahead
 derived from the vocabulary itself (the prefixes their alternatives can start
 with), which rejects most word starts with a single test.
 
-A second opinion, `signal_model` (a linear model of the words and word pairs
-of a note, trained offline on the labelled notes), reads every screened note
-of at least 20 words: it vetoes the rules' evidence when it finds the note
-very unlikely to be a signal, and adds a signal, with the sentence it scores
-highest as evidence, when the rules found no trigger or rejected every trigger
-by its sense and it finds the note likely enough (`detect_referral_evidence`).
-It never overrules a rejection for whose statement it is. `rule_verdicts` and
-`detect_rule_evidence` are the rules alone.
+An opt-in second opinion, `signal_model` (a linear model of the words and word
+pairs of a note, trained offline on the labelled notes), reads every screened
+note of at least 20 words when passed to `detect_referral_evidence`: it vetoes
+the rules' evidence when it finds the note very unlikely to be a signal, and
+adds a signal, with the sentence it scores highest as evidence, when the rules
+found no trigger or rejected every trigger by its sense and it finds the note
+likely enough. It never overrules a rejection for whose statement it is. The
+pipeline does not use it (see `signal_model`). `rule_verdicts` gives the rules'
+reasons for no evidence.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from referral_pipeline.lib.signal_model import SignalModel, default_model
+from referral_pipeline.lib.signal_model import SignalModel
 
 DEFAULT_VOCABULARY_PATH = Path(__file__).with_name("referral_vocabulary.toml")
 
@@ -1170,9 +1171,12 @@ def _evidence(notes: str, lower: str, vocab: ReferralVocabulary, first_hit: int 
     return NOT_THEIRS if attributed else REJECTED if judged else None
 
 
-def find_referral_evidence(notes: str | None, vocabulary: ReferralVocabulary | None = None) -> str | None:
-    """Return the first sentence of `notes` showing referral intent, or None."""
-    return detect_referral_evidence([notes], vocabulary)[0]
+def find_referral_evidence(
+    notes: str | None, vocabulary: ReferralVocabulary | None = None, model: SignalModel | None = None
+) -> str | None:
+    """Return the first sentence of `notes` showing referral intent, or None (`model`: as in
+    `detect_referral_evidence`)."""
+    return detect_referral_evidence([notes], vocabulary, model)[0]
 
 
 def screen_pattern(vocabulary: ReferralVocabulary | None = None) -> str:
@@ -1216,13 +1220,6 @@ def rule_verdicts(
     return results
 
 
-def detect_rule_evidence(
-    notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
-) -> list[str | None]:
-    """The rules' evidence alone, one result per note (no model's second opinion)."""
-    return [verdict or None for verdict in rule_verdicts(notes, vocabulary)]
-
-
 # The model (trained on notes of up to about 2,000 characters) judges the rules' evidence with this
 # many characters on each side of it, and a note without a trigger by its first MODEL_MAX_CHARS.
 MODEL_CONTEXT = 1_000
@@ -1232,14 +1229,16 @@ MODEL_MAX_CHARS = 20_000
 def detect_referral_evidence(
     notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None, model: SignalModel | None = None
 ) -> list[str | None]:
-    """Batch version of `find_referral_evidence`, one result per note: the rules' evidence unless
-    the model (`signal_model`) vetoes it; else the sentence the model scores highest where the
+    """Batch version of `find_referral_evidence`, one result per note: the rules' evidence. With a
+    `model` (`signal_model.default_model()`, opt-in: see `signal_model`), the rules' evidence unless
+    the model vetoes it; else the sentence the model scores highest where the
     note's probability reaches the promotion threshold (a note with no trigger) or the higher
     overruling one (a note whose triggers the rules all rejected by their sense; never one they
     found was not the customer's statement). On a note shorter than the
     model's `min_words` the rules decide alone; a note the screen drops is never a signal."""
+    if model is None:
+        return [verdict or None for verdict in rule_verdicts(notes, vocabulary)]
     vocab = vocabulary or _default()
-    model = model or default_model()
     screen = vocab.screen.search
     veto_below, promote_above, overrule_above = model.veto_below, model.promote_above, model.overrule_above
     results: list[str | None] = []
