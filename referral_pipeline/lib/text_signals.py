@@ -1201,23 +1201,27 @@ class Rejection(enum.Enum):
 REJECTED, NOT_THEIRS = Rejection.BY_SENSE, Rejection.NOT_THEIRS
 
 
-def rule_verdicts(
-    notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
-) -> list[str | Rejection | None]:
-    """The rules' verdict on each note: its evidence, REJECTED, NOT_THEIRS or None (no trigger)."""
-    vocab = vocabulary or _default()
+def _judged(
+    notes: Iterable[str | None], vocab: ReferralVocabulary
+) -> Iterator[tuple[str, str, bool, str | Rejection | None]]:
+    """Each note, lower-cased, whether it passed the screen, and the rules' verdict on it."""
     screen = vocab.screen.search
-    results: list[str | Rejection | None] = []
     for note in notes:
         if not note:
-            results.append(None)
+            yield "", "", False, None
             continue
         lower = note.lower()  # _lower, inlined: this loop runs for every note
         if len(lower) != len(note):
             lower = note.replace("\u0130", "i").lower()
         hit = screen(lower)
-        results.append(_evidence(note, lower, vocab, hit.start()) if hit else None)
-    return results
+        yield note, lower, hit is not None, _evidence(note, lower, vocab, hit.start()) if hit else None
+
+
+def rule_verdicts(
+    notes: Iterable[str | None], vocabulary: ReferralVocabulary | None = None
+) -> list[str | Rejection | None]:
+    """The rules' verdict on each note: its evidence, REJECTED, NOT_THEIRS or None (no trigger)."""
+    return [verdict for _, _, _, verdict in _judged(notes, vocabulary or _default())]
 
 
 # The model (trained on notes of up to about 2,000 characters) judges the rules' evidence with this
@@ -1238,22 +1242,12 @@ def detect_referral_evidence(
     model's `min_words` the rules decide alone; a note the screen drops is never a signal."""
     if model is None:
         return [verdict or None for verdict in rule_verdicts(notes, vocabulary)]
-    vocab = vocabulary or _default()
-    screen = vocab.screen.search
     veto_below, promote_above, overrule_above = model.veto_below, model.promote_above, model.overrule_above
     results: list[str | None] = []
-    for note in notes:
-        if not note:
+    for note, lower, screened, evidence in _judged(notes, vocabulary or _default()):
+        if not screened:
             results.append(None)
             continue
-        lower = note.lower()  # _lower, inlined: this loop runs for every note
-        if len(lower) != len(note):
-            lower = note.replace("\u0130", "i").lower()
-        hit = screen(lower)
-        if hit is None:
-            results.append(None)
-            continue
-        evidence = _evidence(note, lower, vocab, hit.start())
         if not model.heard(note):
             results.append(evidence or None)
         elif evidence:
