@@ -17,14 +17,14 @@ and have at least `min_words` words (on shorter ones the rules decide alone):
 - the rules found evidence, the model's probability is below `veto_below`: no signal;
 - the note has no trigger, the probability is at least `promote_above`; or the rules rejected
   every trigger (a negation, a blocker, ...), the probability is at least `overrule_above`: a
-  signal, and the evidence is the note's sentence the model scores highest.
+  signal, and the evidence is the note's sentence (split as the rules split them) the model scores
+  highest.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -37,8 +37,6 @@ DEFAULT_MODEL_PATH = Path(__file__).with_name("qbr_signal_model.json")
 # sense) are tokens of their own. Everything else (letters and digits of any script) stays in words.
 _PUNCTUATION = "\"#$%&'()*+,-./:;<=>@[\\]^`{|}~\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u2022\u00b7\u00ab\u00bb\u3001\u3002\uff0c\uff1b\uff1a"
 _SPLIT = str.maketrans({**dict.fromkeys(_PUNCTUATION, " "), "?": " ? ", "!": " ! ", "\uff1f": " ? ", "\uff01": " ! "})
-# A sentence for the evidence: up to a full stop, question or exclamation mark, or a line break.
-_SENTENCE = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
 
 
 def tokens(lower: str) -> list[str]:
@@ -120,12 +118,6 @@ class SignalModel:
         squares = sum(map(word_idf.get, distinct, repeat(rare))) + sum(map(pair_idf.get, pairs, repeat(rare)))
         z = self.bias + total / math.sqrt(squares)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
-
-    def best_sentence(self, notes: str) -> str:
-        """The sentence of `notes` the model scores highest (the evidence of a signal it adds)."""
-        sentences = [m.group().strip() for m in _SENTENCE.finditer(notes)]
-        sentences = [s for s in sentences if tokens(s)] or [notes.strip()]
-        return max(sentences, key=lambda s: self.probability(s.lower()))
 
 
 def load_model(path: str | Path | None = None) -> SignalModel:

@@ -1224,6 +1224,15 @@ def rule_verdicts(
     return [verdict for _, _, _, verdict in _judged(notes, vocabulary or _default())]
 
 
+def _best_sentence(notes: str, lower: str, vocab: ReferralVocabulary, model: SignalModel) -> str:
+    """The sentence of `notes` (split as the rules split them) the model scores highest: the
+    evidence of a signal the model adds."""
+    unspaced = any(stop in lower for stop in vocab.unspaced_stops)
+    bounds = _following(lower, 0, vocab.sentence_unspaced if unspaced else vocab.sentence)
+    sentences = [notes[start:end].strip() for start, end in bounds] or [notes.strip()]
+    return max(sentences, key=lambda sentence: model.probability(sentence.lower()))
+
+
 # The model (trained on notes of up to about 2,000 characters) judges the rules' evidence with this
 # many characters on each side of it, and a note without a trigger by its first MODEL_MAX_CHARS.
 MODEL_CONTEXT = 1_000
@@ -1242,9 +1251,10 @@ def detect_referral_evidence(
     model's `min_words` the rules decide alone; a note the screen drops is never a signal."""
     if model is None:
         return [verdict or None for verdict in rule_verdicts(notes, vocabulary)]
+    vocab = vocabulary or _default()
     veto_below, promote_above, overrule_above = model.veto_below, model.promote_above, model.overrule_above
     results: list[str | None] = []
-    for note, lower, screened, evidence in _judged(notes, vocabulary or _default()):
+    for note, lower, screened, evidence in _judged(notes, vocab):
         if not screened:
             results.append(None)
             continue
@@ -1258,7 +1268,7 @@ def detect_referral_evidence(
         elif evidence is not NOT_THEIRS and model.probability(lower[:MODEL_MAX_CHARS]) >= (
             promote_above if evidence is None else overrule_above
         ):
-            results.append(model.best_sentence(note[:MODEL_MAX_CHARS]))
+            results.append(_best_sentence(note[:MODEL_MAX_CHARS], lower[:MODEL_MAX_CHARS], vocab, model))
         else:
             results.append(None)
     return results
